@@ -1,0 +1,6 @@
+"""Imports every ORM model so that ``Base.metadata`` knows all tables (Alembic, tests)."""
+
+from app.auth.models import ApiKey
+from app.job.models import Job, Task
+
+__all__ = ["ApiKey", "Job", "Task"]
