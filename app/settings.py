@@ -21,10 +21,14 @@ _MIN_ADMIN_KEY_LENGTH = 32
 class Settings(BaseSettings):
     """Every knob of the service, with defaults that carry ``make run`` on a fresh machine."""
 
-    model_config = SettingsConfigDict(env_prefix="TRAWL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TRAWL_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     environment: Environment = "local"
     data_dir: Path = Path("var")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    migrate_on_start: bool = True
 
     # Storage and queue. Unset means the embedded defaults (SQLite file, embedded Redis).
     database_url: str | None = Field(

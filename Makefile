@@ -1,0 +1,56 @@
+# Trawl: every job has one entry point here.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
+
+.PHONY: help install run api worker migrate test test-sqlite test-postgres lint typecheck fmt clean
+
+help:
+	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
+	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable)"
+	@echo "make api | worker | migrate | lint | typecheck | fmt | clean"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) -m app.run
+
+api: install
+	$(PY) -m uvicorn app.main:create_app --factory --host 127.0.0.1 --port 8000
+
+worker: install
+	$(PY) -m app.worker
+
+migrate: install
+	$(PY) -m app.db.migrate
+
+# The suite runs on SQLite, then again on PostgreSQL. TEST_POSTGRES_URL picks the server;
+# without it 127.0.0.1:5432 is tried, and skipped when absent unless TRAWL_REQUIRE_POSTGRES=1.
+test: install test-sqlite test-postgres
+
+test-sqlite: install
+	TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: install
+	TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check app otel tests
+	$(PY) -m ruff format --check app otel tests
+
+typecheck: install
+	$(PY) -m mypy
+
+fmt: install
+	$(PY) -m ruff format app otel tests
+	$(PY) -m ruff check --fix app otel tests
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,66 @@
+"""FastAPI dependencies: settings, the per-request session, the caller's API key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import service as auth_service
+from app.auth.models import ApiKey
+from app.db import Database
+from app.queue import Publisher
+from app.settings import Settings
+
+
+@dataclass
+class Services:
+    """What the API process holds for its lifetime (``app.state.services``)."""
+
+    settings: Settings
+    db: Database
+    publisher: Publisher
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_current_key(
+    session: SessionDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> ApiKey:
+    return await auth_service.authenticate(session, authorization)
+
+
+CurrentKey = Annotated[ApiKey, Depends(get_current_key)]
+
+
+async def get_admin_key(key: CurrentKey) -> ApiKey:
+    auth_service.require_admin(key)
+    return key
+
+
+AdminKey = Annotated[ApiKey, Depends(get_admin_key)]

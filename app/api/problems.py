@@ -1,0 +1,78 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import AppError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("trawl.api")
+
+
+def problem(
+    status: int, title: str, detail: str, *, slug: str, instance: str | None = None, **ext: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(ext)
+    headers = {"Retry-After": str(ext["retry_after"])} if "retry_after" in ext else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    # Never echo the submitted value back ('input'): it may hold a secret header or key.
+    out = []
+    for err in errors:
+        msg = str(err.get("msg", "invalid"))
+        out.append({"loc": list(err.get("loc", [])), "msg": msg, "type": err.get("type", "")})
+    return out
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem(exc.status, exc.title, exc.detail, slug=exc.type_slug,
+                   instance=request.url.path, **exc.extensions)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem(422, "Invalid request", "The request did not validate; see 'errors'.",
+                   slug="validation-error", instance=request.url.path,
+                   errors=_clean_errors(exc.errors()))
+
+
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large",
+               415: "unsupported-media-type"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+    title = slug.replace("-", " ").capitalize()
+    return problem(exc.status_code, title, str(exc.detail), slug=slug, instance=request.url.path)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"http.route": request.url.path})
+    return problem(500, "Internal error", "The server failed to handle this request.",
+                   slug="internal-error", instance=request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from app.api.deps import CurrentKey, ServicesDep, SessionDep
+from app.job import service
+from app.job.models import JobStatus, TaskStatus
+from app.job.schemas import JobCreate, JobPage, JobRead, ResultPage
+from app.job.tasks import publish_tasks
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255,
+           description="Same key and body: the same job. Same key, other body: 409."),
+]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+async def submit_job(
+    payload: JobCreate,
+    key: CurrentKey,
+    session: SessionDep,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobRead:
+    submitted = await service.submit(
+        session,
+        api_key_id=key.id,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        settings=services.settings,
+    )
+    if submitted.created:
+        await publish_tasks(services.db, services.publisher, submitted.task_ids)
+    else:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/v1/jobs/{submitted.job.id}"
+    return service.to_read(submitted.job)
+
+
+@router.get("", response_model=JobPage)
+async def list_jobs(
+    key: CurrentKey,
+    session: SessionDep,
+    limit: Limit = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> JobPage:
+    return await service.list_page(
+        session, key.id, limit=limit, cursor=cursor, status=status_filter,
+        created_after=created_after, created_before=created_before,
+    )
+
+
+@router.get("/{job_id}", response_model=JobRead)
+async def get_job(job_id: str, key: CurrentKey, session: SessionDep) -> JobRead:
+    return service.to_read(await service.get(session, job_id, key.id))
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+async def cancel_job(job_id: str, key: CurrentKey, session: SessionDep) -> JobRead:
+    return service.to_read(await service.cancel(session, job_id, key.id))
+
+
+@router.get("/{job_id}/results", response_model=ResultPage)
+async def job_results(
+    job_id: str,
+    key: CurrentKey,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status_filter: Annotated[TaskStatus | None, Query(alias="status")] = None,
+) -> ResultPage:
+    return await service.results_page(
+        session, job_id, key.id, limit=limit, cursor=cursor, status=status_filter
+    )

@@ -1,0 +1,203 @@
+"""One attempt at one task, in the worker: claim, be polite, fetch, extract, settle.
+
+Every write is guarded by the task's status and owner, so duplicate queue messages, a reaper
+that requeued a slow task, or a cancel arriving mid-fetch all resolve to exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from app.db import Database
+from app.db.base import utcnow
+from app.fetch.client import FetchPolicy, FetchResult, fetch
+from app.fetch.extract import ExtractionError, FieldRule, extract
+from app.fetch.outcome import Outcome, Verdict
+from app.job import repository
+from app.job.models import Job, Task, TaskStatus
+from app.queue.backoff import retry_delay
+from app.queue.politeness import Grant, Politeness
+from app.settings import Settings
+
+log = logging.getLogger("trawl.worker")
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    db: Database
+    politeness: Politeness
+    http: httpx.AsyncClient
+    worker_id: str
+    active: set[str] = field(default_factory=set)
+    draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one attempt produced, before it is written."""
+
+    verdict: Verdict
+    fetched: FetchResult | None = None
+    data: dict[str, Any] | None = None
+
+
+async def process(ctx: WorkerContext, task_id: str) -> None:
+    async with ctx.db.session() as session:
+        task = await repository.get_task(session, task_id)
+        if task is None or task.status != TaskStatus.QUEUED:
+            return
+        if ctx.draining:  # shutting down: hand it straight back to the dispatcher
+            await _defer(ctx, session, task, 0.0)
+            return
+        if task.attempt >= task.max_attempts:  # its last attempt died with its worker
+            await _settle_exhausted(session, task)
+            return
+        if task.next_attempt_at > utcnow() + timedelta(seconds=1):
+            return  # an early duplicate: the dispatcher sends it again when due
+        grant = await _acquire_slot(ctx, task.domain)
+        if grant.wait_s > 0:
+            await _defer(ctx, session, task, grant.wait_s)
+            return
+        try:
+            if not await repository.claim_task(session, task.id, ctx.worker_id):
+                await session.rollback()
+                return
+            await repository.mark_job_started(session, task.job_id)
+            await session.commit()
+            ctx.active.add(task.id)
+            job = await session.get(Job, task.job_id, populate_existing=True)
+            assert job is not None
+            attempt = await _attempt(ctx, task, job)
+        finally:
+            await ctx.politeness.release(task.domain, grant.token)
+            ctx.active.discard(task.id)
+        await _settle(ctx, session, task, job, attempt)
+
+
+async def _acquire_slot(ctx: WorkerContext, domain: str) -> Grant:
+    """Wait here for short politeness delays; longer ones go back to the dispatcher."""
+    lease_s = ctx.settings.max_timeout_s + 10
+    deadline = asyncio.get_running_loop().time() + ctx.settings.politeness_max_wait_s
+    while True:
+        grant = await ctx.politeness.acquire(domain, lease_s=lease_s)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if grant.wait_s == 0 or grant.wait_s > remaining:
+            return grant
+        await asyncio.sleep(grant.wait_s)
+
+
+async def _defer(ctx: WorkerContext, session: Any, task: Task, wait_s: float) -> None:
+    """The domain is busy for a while: hand the task back to the dispatcher, due later."""
+    until = utcnow() + timedelta(seconds=wait_s)
+    await repository.defer_task(session, task.id, until)
+    await session.commit()
+    log.debug("task deferred by politeness", extra={"task.id": task.id, "wait_s": wait_s})
+
+
+async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
+    if job.cancel_requested_at is not None:
+        return Attempt(Verdict(Outcome.CANCELLED, False, "job cancelled"))
+    policy = FetchPolicy(
+        timeout_s=float(job.options.get("timeout_s", ctx.settings.default_timeout_s)),
+        max_bytes=ctx.settings.max_response_bytes,
+        max_redirects=ctx.settings.max_redirects,
+        headers=dict(job.options.get("headers") or {}),
+    )
+    result = await fetch(ctx.http, task.url, policy)
+    if result.outcome in (Outcome.RATE_LIMITED, Outcome.HTTP_ERROR) and result.retry_after_s:
+        if result.status_code in (429, 503):
+            await ctx.politeness.throttle(task.domain, min(result.retry_after_s, 3600.0))
+    if result.outcome != Outcome.SUCCESS:
+        return Attempt(result.verdict, result)
+    rules = {name: FieldRule.from_dict(raw) for name, raw in job.extract["fields"].items()}
+    try:
+        data = await asyncio.to_thread(extract, result.text(), rules, result.final_url)
+    except ExtractionError as exc:
+        return Attempt(Verdict(Outcome.EXTRACT_FAILED, False, str(exc)), result)
+    return Attempt(result.verdict, result, data)
+
+
+async def _settle(
+    ctx: WorkerContext, session: Any, task: Task, job: Job, attempt: Attempt
+) -> None:
+    now = utcnow()
+    verdict = attempt.verdict
+    fetched = attempt.fetched
+    # A cancel that arrived while we fetched wins over whatever the fetch found.
+    fresh = await session.get(Job, job.id, populate_existing=True)
+    if fresh is not None and fresh.cancel_requested_at is not None:
+        verdict = Verdict(Outcome.CANCELLED, False, "job cancelled")
+    values: dict[str, Any] = {
+        "last_outcome": verdict.outcome.value,
+        "http_status": fetched.status_code if fetched else None,
+        "final_url": fetched.final_url if fetched else None,
+        "response_bytes": len(fetched.body) if fetched else None,
+        "heartbeat_at": now,
+    }
+    retry = verdict.retryable and task.attempt + 1 < task.max_attempts
+    if retry:
+        delay = retry_delay(
+            task.attempt + 1,
+            base_s=ctx.settings.backoff_base_s,
+            cap_s=ctx.settings.backoff_cap_s,
+            retry_after_s=fetched.retry_after_s if fetched else None,
+            retry_after_cap_s=ctx.settings.retry_after_cap_s,
+        )
+        values.update(status=TaskStatus.QUEUED, worker_id=None, dispatched_at=None,
+                      next_attempt_at=now + timedelta(seconds=delay), enqueued_at=now,
+                      error={"outcome": verdict.outcome.value, "message": verdict.reason})
+    else:
+        status = _final_status(verdict.outcome)
+        values.update(status=status, finished_at=now, data=attempt.data,
+                      error=None if status == TaskStatus.SUCCEEDED else
+                      {"outcome": verdict.outcome.value, "message": verdict.reason})
+    if not await repository.settle_running_task(session, task.id, ctx.worker_id, values):
+        await session.rollback()
+        log.warning("task no longer ours; outcome dropped", extra={"task.id": task.id})
+        return
+    if not retry:
+        await _count(session, task.job_id, values["status"])
+    await session.commit()
+    log.info(
+        "task attempt settled",
+        extra={"task.id": task.id, "job.id": task.job_id, "outcome": verdict.outcome.value,
+               "retry": retry, "attempt": task.attempt + 1},
+    )
+
+
+def _final_status(outcome: Outcome) -> TaskStatus:
+    if outcome == Outcome.SUCCESS:
+        return TaskStatus.SUCCEEDED
+    if outcome == Outcome.CANCELLED:
+        return TaskStatus.CANCELLED
+    return TaskStatus.FAILED
+
+
+async def _count(session: Any, job_id: str, status: TaskStatus) -> None:
+    await repository.count_tasks(
+        session,
+        job_id,
+        succeeded=int(status == TaskStatus.SUCCEEDED),
+        failed=int(status == TaskStatus.FAILED),
+        cancelled=int(status == TaskStatus.CANCELLED),
+    )
+
+
+async def _settle_exhausted(session: Any, task: Task) -> None:
+    outcome = task.last_outcome or Outcome.TIMEOUT.value
+    done = await repository.settle_queued_task(session, task.id, {
+        "status": TaskStatus.FAILED,
+        "finished_at": utcnow(),
+        "last_outcome": outcome,
+        "error": {"outcome": outcome, "message": "worker lost during the last attempt"},
+    })
+    if done:
+        await _count(session, task.job_id, TaskStatus.FAILED)
+    await session.commit()

@@ -1,0 +1,241 @@
+"""SQL for jobs and tasks. Every state change is a guarded UPDATE (compare-and-set)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.job.models import (
+    TERMINAL_JOB_STATUSES,
+    Job,
+    JobStatus,
+    Task,
+    TaskStatus,
+)
+
+_TERMINAL_JOBS = [s.value for s in TERMINAL_JOB_STATUSES]
+
+
+async def get_owned(session: AsyncSession, job_id: str, api_key_id: str) -> Job | None:
+    job = await session.get(Job, job_id)
+    return job if job is not None and job.api_key_id == api_key_id else None
+
+
+async def by_idempotency_key(session: AsyncSession, api_key_id: str, key: str) -> Job | None:
+    result = await session.execute(
+        select(Job).where(Job.api_key_id == api_key_id, Job.idempotency_key == key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def list_jobs(
+    session: AsyncSession,
+    api_key_id: str,
+    *,
+    limit: int,
+    before_id: str | None,
+    status: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> list[Job]:
+    query = select(Job).where(Job.api_key_id == api_key_id)
+    if before_id:
+        query = query.where(Job.id < before_id)
+    if status:
+        query = query.where(Job.status == status)
+    if created_after:
+        query = query.where(Job.created_at >= created_after)
+    if created_before:
+        query = query.where(Job.created_at < created_before)
+    result = await session.execute(query.order_by(Job.id.desc()).limit(limit))
+    return list(result.scalars())
+
+
+async def list_results(
+    session: AsyncSession, job_id: str, *, limit: int, after_position: int, status: str | None
+) -> list[Task]:
+    query = select(Task).where(Task.job_id == job_id, Task.position > after_position)
+    if status:
+        query = query.where(Task.status == status)
+    result = await session.execute(query.order_by(Task.position).limit(limit))
+    return list(result.scalars())
+
+
+async def get_task(session: AsyncSession, task_id: str) -> Task | None:
+    return await session.get(Task, task_id)
+
+
+async def claim_task(session: AsyncSession, task_id: str, worker_id: str) -> bool:
+    """queued → running for this worker, if it is still queued and due. One winner only."""
+    now = utcnow()
+    result = await session.execute(
+        update(Task)
+        .where(
+            Task.id == task_id,
+            Task.status == TaskStatus.QUEUED,
+            Task.next_attempt_at <= now + timedelta(seconds=1),
+            Task.attempt < Task.max_attempts,
+        )
+        .values(
+            status=TaskStatus.RUNNING,
+            attempt=Task.attempt + 1,
+            worker_id=worker_id,
+            heartbeat_at=now,
+            started_at=func.coalesce(Task.started_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_job_started(session: AsyncSession, job_id: str) -> None:
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, started_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def defer_task(session: AsyncSession, task_id: str, until: datetime) -> None:
+    """Push a queued task's next attempt back without spending an attempt (politeness)."""
+    await session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
+        .values(next_attempt_at=until, dispatched_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def settle_running_task(
+    session: AsyncSession, task_id: str, worker_id: str, values: dict[str, Any]
+) -> bool:
+    """Write the outcome of an attempt, if this worker still owns the task."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.RUNNING, Task.worker_id == worker_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def settle_queued_task(session: AsyncSession, task_id: str, values: dict[str, Any]) -> bool:
+    result = await session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def count_tasks(
+    session: AsyncSession, job_id: str, *, succeeded: int = 0, failed: int = 0, cancelled: int = 0
+) -> Job | None:
+    """Add finished tasks to the job's counters; finish the job when none is left.
+
+    Returns the job when this call moved it to a terminal status (exactly one caller does).
+    """
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            succeeded_tasks=Job.succeeded_tasks + succeeded,
+            failed_tasks=Job.failed_tasks + failed,
+            cancelled_tasks=Job.cancelled_tasks + cancelled,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    job = (
+        await session.execute(
+            select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    if job.pending_tasks > 0 or job.status in _TERMINAL_JOBS:
+        return None
+    if job.cancel_requested_at is not None:
+        final = JobStatus.CANCELLED
+    elif job.succeeded_tasks == 0 and job.failed_tasks > 0:
+        final = JobStatus.FAILED
+    else:
+        final = JobStatus.COMPLETED
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.not_in(_TERMINAL_JOBS))
+        .values(status=final, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    await session.refresh(job)
+    return job
+
+
+async def cancel_queued_tasks(session: AsyncSession, job_id: str) -> int:
+    now = utcnow()
+    result = await session.execute(
+        update(Task)
+        .where(Task.job_id == job_id, Task.status == TaskStatus.QUEUED)
+        .values(status=TaskStatus.CANCELLED, finished_at=now, last_outcome="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def heartbeat(session: AsyncSession, worker_id: str) -> int:
+    result = await session.execute(
+        update(Task)
+        .where(Task.worker_id == worker_id, Task.status == TaskStatus.RUNNING)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def reap_stale(session: AsyncSession, stale_before: datetime) -> int:
+    """running tasks whose worker stopped heart-beating go back to the queue, due now."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.status == TaskStatus.RUNNING, Task.heartbeat_at < stale_before)
+        .values(
+            status=TaskStatus.QUEUED,
+            worker_id=None,
+            next_attempt_at=utcnow(),
+            dispatched_at=None,
+            enqueued_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def due_undispatched(
+    session: AsyncSession, now: datetime, redispatch_before: datetime, limit: int
+) -> Sequence[str]:
+    result = await session.execute(
+        select(Task.id)
+        .where(
+            Task.status == TaskStatus.QUEUED,
+            Task.next_attempt_at <= now,
+            or_(Task.dispatched_at.is_(None), Task.dispatched_at < redispatch_before),
+        )
+        .order_by(Task.priority.desc(), Task.next_attempt_at)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def mark_dispatched(session: AsyncSession, task_ids: Sequence[str]) -> None:
+    if task_ids:
+        await session.execute(
+            update(Task)
+            .where(and_(Task.id.in_(task_ids), Task.status == TaskStatus.QUEUED))
+            .values(dispatched_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )

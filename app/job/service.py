@@ -1,0 +1,313 @@
+"""Jobs as the API sees them: submit, read, list, cancel, results."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.ids import new_id
+from app.job import repository
+from app.job.errors import (
+    IdempotencyConflict,
+    InvalidCursor,
+    InvalidJob,
+    JobAlreadyFinished,
+    JobNotFound,
+)
+from app.job.models import Job, JobStatus, Priority, Task, TaskStatus
+from app.job.schemas import JobCreate, JobPage, JobRead, Progress, ResultError, ResultPage, TaskResult
+from app.job.urls import UrlInvalid, check_url, domain_of
+from app.settings import Settings
+
+
+class ProxyPools(Protocol):
+    async def exists(self, name: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job: Job
+    task_ids: list[str]
+    created: bool
+
+
+def request_hash(payload: JobCreate) -> str:
+    canonical = json.dumps(payload.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _validate(payload: JobCreate, settings: Settings) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    if len(payload.urls) > settings.max_urls_per_job:
+        errors.append({"loc": ["body", "urls"],
+                       "msg": f"at most {settings.max_urls_per_job} URLs per job"})
+    else:
+        for i, raw in enumerate(payload.urls):
+            try:
+                check_url(raw, max_length=settings.max_url_length)
+            except UrlInvalid as exc:
+                errors.append({"loc": ["body", "urls", i], "msg": f"invalid URL: {exc}"})
+    if payload.webhook_url is not None:
+        try:
+            check_url(payload.webhook_url, max_length=settings.max_url_length)
+        except UrlInvalid as exc:
+            errors.append({"loc": ["body", "webhook_url"], "msg": f"invalid URL: {exc}"})
+    if len(payload.extract.fields) > settings.max_fields:
+        errors.append({"loc": ["body", "extract", "fields"],
+                       "msg": f"at most {settings.max_fields} fields"})
+    for name, spec in payload.extract.fields.items():
+        if len(spec.selector) > settings.max_selector_length:
+            errors.append({"loc": ["body", "extract", "fields", name, "selector"],
+                           "msg": f"selector longer than {settings.max_selector_length}"})
+    options = payload.options
+    if options.timeout_s is not None and options.timeout_s > settings.max_timeout_s:
+        errors.append({"loc": ["body", "options", "timeout_s"],
+                       "msg": f"must be at most {settings.max_timeout_s}"})
+    if options.max_retries is not None and options.max_retries > settings.max_max_retries:
+        errors.append({"loc": ["body", "options", "max_retries"],
+                       "msg": f"must be at most {settings.max_max_retries}"})
+    if len(options.headers) > settings.max_headers:
+        errors.append({"loc": ["body", "options", "headers"],
+                       "msg": f"at most {settings.max_headers} headers"})
+    if len(json.dumps(payload.metadata)) > settings.max_metadata_bytes:
+        errors.append({"loc": ["body", "metadata"],
+                       "msg": f"larger than {settings.max_metadata_bytes} bytes as JSON"})
+    return errors
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    api_key_id: str,
+    payload: JobCreate,
+    idempotency_key: str | None,
+    settings: Settings,
+    pools: ProxyPools | None = None,
+    traceparent: str | None = None,
+) -> Submitted:
+    """Validate, then store the job and one task per URL in one transaction."""
+    errors = _validate(payload, settings)
+    pool = payload.options.proxy_pool
+    if pool is not None and (pools is None or not await pools.exists(pool)):
+        errors.append({"loc": ["body", "options", "proxy_pool"], "msg": f"unknown proxy pool {pool!r}"})
+    if errors:
+        raise InvalidJob("The job was rejected; see 'errors' for each problem.", errors=errors)
+    digest = request_hash(payload)
+    if idempotency_key:
+        existing = await repository.by_idempotency_key(session, api_key_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest)
+    job = _new_job(api_key_id, payload, digest, idempotency_key, settings, traceparent)
+    tasks = _new_tasks(job, payload)
+    session.add(job)
+    session.add_all(tasks)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        if not idempotency_key:
+            raise
+        existing = await repository.by_idempotency_key(session, api_key_id, idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    return Submitted(job, [t.id for t in tasks], created=True)
+
+
+def _replay(existing: Job, digest: str) -> Submitted:
+    if existing.request_hash != digest:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request body."
+        )
+    return Submitted(existing, [], created=False)
+
+
+def _new_job(
+    api_key_id: str,
+    payload: JobCreate,
+    digest: str,
+    idempotency_key: str | None,
+    settings: Settings,
+    traceparent: str | None,
+) -> Job:
+    options = payload.options.model_dump(mode="json")
+    options["timeout_s"] = payload.options.timeout_s or settings.default_timeout_s
+    if payload.options.max_retries is None:
+        options["max_retries"] = settings.default_max_retries
+    return Job(
+        id=new_id("job"),
+        api_key_id=api_key_id,
+        status=JobStatus.QUEUED,
+        priority=payload.options.priority.rank,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        extract=payload.extract.model_dump(mode="json"),
+        options=options,
+        webhook_url=payload.webhook_url,
+        client_metadata=payload.metadata,
+        total_tasks=len(payload.urls),
+        traceparent=traceparent,
+        created_at=utcnow(),
+    )
+
+
+def _new_tasks(job: Job, payload: JobCreate) -> list[Task]:
+    now = job.created_at
+    max_attempts = int(job.options["max_retries"]) + 1
+    return [
+        Task(
+            id=new_id("tsk"),
+            job_id=job.id,
+            position=i,
+            url=url,
+            domain=domain_of(check_url(url, max_length=len(url))),
+            priority=job.priority,
+            status=TaskStatus.QUEUED,
+            attempt=0,
+            max_attempts=max_attempts,
+            next_attempt_at=now,
+            enqueued_at=now,
+            created_at=now,
+        )
+        for i, url in enumerate(payload.urls)
+    ]
+
+
+async def get(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
+    job = await repository.get_owned(session, job_id, api_key_id)
+    if job is None:
+        raise JobNotFound(f"No job with id {job_id!r}")
+    return job
+
+
+async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
+    """Cooperative cancel: queued tasks stop now, running ones at their next check."""
+    job = await get(session, job_id, api_key_id)
+    if JobStatus(job.status).terminal:
+        raise JobAlreadyFinished(f"Job {job_id} is already {job.status}", status_value=job.status)
+    if job.cancel_requested_at is None:
+        job.cancel_requested_at = utcnow()
+        job.status = JobStatus.CANCELLING
+        await session.flush()
+    cancelled = await repository.cancel_queued_tasks(session, job.id)
+    await repository.count_tasks(session, job.id, cancelled=cancelled)
+    await session.commit()
+    await session.refresh(job)
+    return job
+
+
+def _encode_cursor(value: str | int) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, kind: type) -> Any:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidCursor("The cursor is not one this API returned") from None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InvalidCursor("The cursor is not one this API returned")
+    return value
+
+
+async def list_page(
+    session: AsyncSession,
+    api_key_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: JobStatus | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> JobPage:
+    before = _decode_cursor(cursor, str) if cursor else None
+    jobs = await repository.list_jobs(
+        session, api_key_id, limit=limit + 1, before_id=before,
+        status=status.value if status else None,
+        created_after=created_after, created_before=created_before,
+    )
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return JobPage(
+        items=[to_read(j) for j in jobs],
+        next_cursor=_encode_cursor(jobs[-1].id) if more else None,
+    )
+
+
+async def results_page(
+    session: AsyncSession,
+    job_id: str,
+    api_key_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: TaskStatus | None,
+) -> ResultPage:
+    job = await get(session, job_id, api_key_id)
+    after = _decode_cursor(cursor, int) if cursor else -1
+    tasks = await repository.list_results(
+        session, job.id, limit=limit + 1, after_position=after,
+        status=status.value if status else None,
+    )
+    more = len(tasks) > limit
+    tasks = tasks[:limit]
+    return ResultPage(
+        items=[to_result(t) for t in tasks],
+        next_cursor=_encode_cursor(tasks[-1].position) if more else None,
+    )
+
+
+_PRIORITY_BY_RANK = {p.rank: p for p in Priority}
+
+
+def to_read(job: Job) -> JobRead:
+    return JobRead(
+        id=job.id,
+        status=JobStatus(job.status),
+        priority=_PRIORITY_BY_RANK.get(job.priority, Priority.NORMAL),
+        progress=Progress(
+            total=job.total_tasks,
+            succeeded=job.succeeded_tasks,
+            failed=job.failed_tasks,
+            cancelled=job.cancelled_tasks,
+            pending=job.pending_tasks,
+        ),
+        options=job.options,
+        extract=job.extract,
+        webhook_url=job.webhook_url,
+        metadata=job.client_metadata,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        cancel_requested_at=job.cancel_requested_at,
+        links={"self": f"/v1/jobs/{job.id}", "results": f"/v1/jobs/{job.id}/results"},
+    )
+
+
+def to_result(task: Task) -> TaskResult:
+    error = None
+    if task.error:
+        error = ResultError(outcome=task.error.get("outcome", "unknown"),
+                            message=task.error.get("message", ""))
+    return TaskResult(
+        task_id=task.id,
+        position=task.position,
+        url=task.url,
+        status=TaskStatus(task.status),
+        attempts=task.attempt,
+        final_url=task.final_url,
+        http_status=task.http_status,
+        outcome=task.last_outcome,
+        data=task.data,
+        error=error,
+        finished_at=task.finished_at,
+    )

@@ -1,0 +1,68 @@
+"""The API process: ``create_app()`` and its lifespan (``make api``; ``make run`` adds a worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import problems
+from app.api.deps import Services
+from app.api.limits import BodySizeLimit
+from app.api.routes import api_keys, jobs
+from app.auth import service as auth_service
+from app.db import Database
+from app.db.migrate import upgrade
+from app.embedded_redis import resolve_redis_url
+from app.logs import setup_logging
+from app.queue import Publisher, build_broker
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("trawl.api")
+
+
+async def _bootstrap_admin(db: Database, settings: Settings) -> None:
+    if settings.admin_api_key is None:
+        return
+    async with db.transaction() as session:
+        await auth_service.ensure_admin_key(session, settings.admin_api_key.get_secret_value())
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_logging(settings)
+        redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
+        db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+        await _bootstrap_admin(db, settings)
+        broker = build_broker(redis_url, settings.redis_prefix, maxlen=settings.stream_maxlen)
+        await broker.startup()
+        app.state.services = Services(settings=settings, db=db, publisher=Publisher(broker))
+        log.info("api started", extra={"environment": settings.environment})
+        try:
+            yield
+        finally:
+            await broker.shutdown()
+            await db.dispose()
+            if embedded is not None:
+                embedded.stop()
+
+    app = FastAPI(
+        title="Trawl",
+        version=__version__,
+        summary="Scrape jobs over a REST API, observable end to end.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(jobs.router)
+    app.include_router(api_keys.router)
+    return app

@@ -1,0 +1,57 @@
+"""The task queue: taskiq over a Redis stream (acknowledged delivery, consumer group).
+
+The stream only transports task ids. SQL holds each task's state, so a lost or duplicated
+message is harmless: the dispatcher re-sends what SQL says is due, and a worker claims a task
+with a compare-and-set before it runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from taskiq.kicker import AsyncKicker
+from taskiq_redis import RedisStreamBroker
+
+SCRAPE_TASK = "trawl.scrape"
+CONSUMER_GROUP = "workers"
+
+
+def stream_name(prefix: str) -> str:
+    return f"{prefix}:tasks"
+
+
+def build_broker(
+    redis_url: str,
+    prefix: str,
+    *,
+    idle_timeout_s: float = 600.0,
+    maxlen: int = 100_000,
+    consumer_name: str | None = None,
+) -> RedisStreamBroker:
+    return RedisStreamBroker(
+        url=redis_url,
+        queue_name=stream_name(prefix),
+        consumer_group_name=CONSUMER_GROUP,
+        consumer_name=consumer_name,
+        consumer_id="0",  # a new group reads what was queued before it existed
+        idle_timeout=int(idle_timeout_s * 1000),
+        unacknowledged_lock_timeout=30.0,
+        maxlen=maxlen,
+        xread_block=1000,
+        max_connection_pool_size=50,
+    )
+
+
+class Publisher:
+    """Sends ``task_id`` messages; the API and the dispatcher use it."""
+
+    def __init__(self, broker: RedisStreamBroker) -> None:
+        self.broker = broker
+
+    async def publish(self, task_id: str, labels: dict[str, Any] | None = None) -> None:
+        await AsyncKicker(SCRAPE_TASK, self.broker, dict(labels or {})).kiq(task_id)
+
+
+def register_handler(broker: RedisStreamBroker, handler: Callable[[str], Awaitable[None]]) -> None:
+    broker.register_task(handler, task_name=SCRAPE_TASK)

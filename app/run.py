@@ -1,0 +1,61 @@
+"""``make run``: the API and one worker with embedded defaults, supervised together.
+
+With ``REDIS_URL`` unset an embedded Redis is started first and handed to both processes;
+with ``DATABASE_URL`` unset both use the SQLite file under the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from app.db.migrate import upgrade
+from app.embedded_redis import resolve_redis_url
+from app.settings import get_settings
+
+
+def main() -> int:
+    settings = get_settings()
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+    redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    upgrade(settings.sqlalchemy_url)
+    env = {**os.environ, "REDIS_URL": redis_url, "TRAWL_MIGRATE_ON_START": "false"}
+    children = [
+        subprocess.Popen(  # noqa: S603  (our own interpreter and modules)
+            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+             "--host", host, "--port", port, "--no-access-log"], env=env),
+        subprocess.Popen([sys.executable, "-m", "app.worker"], env=env),  # noqa: S603
+    ]
+    stopping = False
+
+    def _stop(_sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"Trawl API on http://{host}:{port}/docs (Ctrl-C stops)", flush=True)
+    try:
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded is not None:
+            embedded.stop()
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The worker process: ``python -m app.worker`` (``make worker``).
+
+It consumes task messages, and runs three loops: a heartbeat for its running tasks, a reaper
+for tasks whose worker died, and the dispatcher that sends due tasks (retries, deferred, or
+never sent because the queue was down) to the stream. Only one worker dispatches at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from taskiq.api import run_receiver_task
+
+from app.db import Database
+from app.embedded_redis import resolve_redis_url
+from app.fetch.client import make_client
+from app.job import tasks
+from app.job.processing import WorkerContext
+from app.logs import setup_logging
+from app.queue import Politeness, Publisher, build_broker, register_handler
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("trawl.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(self, settings: Settings, redis_url: str, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+        self.redis = Redis.from_url(redis_url)
+        self.broker = build_broker(
+            redis_url,
+            settings.redis_prefix,
+            idle_timeout_s=settings.stream_idle_timeout_s,
+            maxlen=settings.stream_maxlen,
+            consumer_name=self.worker_id,
+        )
+        self.publisher = Publisher(self.broker)
+        self.ctx = WorkerContext(
+            settings=settings,
+            db=self.db,
+            politeness=Politeness(
+                self.redis,
+                settings.redis_prefix,
+                concurrency=settings.domain_concurrency,
+                rate_per_s=settings.domain_rate_per_s,
+            ),
+            http=make_client(settings.user_agent),
+            worker_id=self.worker_id,
+        )
+        register_handler(self.broker, tasks.make_handler(self.ctx))
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self.ctx.draining = True
+        self._stopping.set()
+
+    async def _every(self, interval_s: float, name: str, fn: Callable[[], Awaitable[object]]) -> None:
+        while not self._stopping.is_set():
+            try:
+                await fn()
+            except Exception:
+                log.exception("worker loop failed", extra={"loop": name})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval_s)
+
+    async def _dispatch_if_leader(self) -> None:
+        key = f"{self.settings.redis_prefix}:dispatcher"
+        ttl_ms = int(max(self.settings.dispatch_interval_s * 5, 2) * 1000)
+        holder = await self.redis.set(key, self.worker_id, nx=True, px=ttl_ms)
+        if not holder and (await self.redis.get(key)) != self.worker_id.encode():
+            return
+        await self.redis.pexpire(key, ttl_ms)
+        await tasks.dispatch_due(self.db, self.publisher, self.settings.redispatch_after_s)
+
+    async def _beat(self) -> None:
+        await tasks.heartbeat(self.db, self.worker_id)
+        ttl = int(self.settings.stale_after_s)
+        await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
+
+    async def run(self) -> None:
+        await self.broker.startup()
+        s = self.settings
+        loops = [
+            asyncio.create_task(self._every(s.heartbeat_interval_s, "heartbeat", self._beat)),
+            asyncio.create_task(self._every(s.dispatch_interval_s, "reaper",
+                                            lambda: tasks.reap(self.db, s.stale_after_s))),
+            asyncio.create_task(self._every(s.dispatch_interval_s, "dispatcher",
+                                            self._dispatch_if_leader)),
+        ]
+        receiver = asyncio.create_task(
+            run_receiver_task(self.broker, max_async_tasks=s.worker_concurrency,
+                              max_prefetch=0, propagate_exceptions=False)
+        )
+        log.info("worker started", extra={"worker.id": self.worker_id})
+        await self._stopping.wait()
+        log.info("worker draining", extra={"active": len(self.ctx.active)})
+        await self._drain(receiver, loops)
+
+    async def _drain(self, receiver: asyncio.Task[None], loops: list[asyncio.Task[None]]) -> None:
+        deadline = asyncio.get_running_loop().time() + 30
+        while self.ctx.active and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        receiver.cancel()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(receiver, *loops, return_exceptions=True)
+        await self.close()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.broker.shutdown()
+        await self.ctx.http.aclose()
+        await self.redis.aclose()
+        await self.db.dispose()
+
+
+async def _main() -> None:
+    settings = get_settings()
+    setup_logging(settings)
+    redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    worker = Worker(settings, redis_url)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
