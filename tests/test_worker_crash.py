@@ -1,0 +1,120 @@
+"""A worker killed mid-task: its task is requeued by the reaper and completed, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.db import Database
+from app.job.models import Task
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import ADMIN_KEY, make_settings
+from tests.helpers import job_body, results, wait_job
+from tests.support.target_site import TargetSite
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
+
+
+def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TRAWL_ENVIRONMENT": "test",
+        "DATABASE_URL": settings.sqlalchemy_url,
+        "REDIS_URL": str(settings.redis_url),
+        "TRAWL_REDIS_PREFIX": settings.redis_prefix,
+        "TRAWL_ADMIN_API_KEY": ADMIN_KEY,
+        "TRAWL_HEARTBEAT_INTERVAL_S": str(settings.heartbeat_interval_s),
+        "TRAWL_STALE_AFTER_S": str(settings.stale_after_s),
+        "TRAWL_DISPATCH_INTERVAL_S": str(settings.dispatch_interval_s),
+        "TRAWL_DOMAIN_RATE_PER_S": "1000",
+        "TRAWL_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([sys.executable, "-m", "app.worker"], env=env)
+
+
+async def _running_task(settings: Settings, job_id: str, timeout: float = 20) -> Task:
+    db = Database(settings.sqlalchemy_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            async with db.session() as s:
+                task = (await s.execute(select(Task).where(Task.job_id == job_id))).scalar_one()
+                if task.status == "running":
+                    return task
+            await asyncio.sleep(0.05)
+        raise AssertionError("the task never started")
+    finally:
+        await db.dispose()
+
+
+async def test_killed_worker_task_is_requeued_and_completed(
+    database_url: str, redis_url: str, site: TargetSite
+) -> None:
+    # Its own queue prefix: the suite's in-process worker must not take this task.
+    settings = make_settings(database_url, redis_url, stale_after_s=1.5)
+    app = create_app(settings)
+    first = _spawn_worker(settings)
+    second = None
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={
+                    "authorization": f"Bearer {ADMIN_KEY}"}) as client:
+                r = await client.post("/v1/jobs", json=job_body(
+                    [site.url("/slow?delay=3")], options={"timeout_s": 10}))
+                job_id = r.json()["id"]
+                task = await _running_task(settings, job_id)
+                assert task.worker_id and f":{first.pid}:" in task.worker_id
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=10)
+                second = _spawn_worker(settings)
+                done = await wait_job(client, job_id, timeout=40)
+                assert done["status"] == "completed"
+                [item] = await results(client, job_id)
+                assert item["status"] == "succeeded"
+                assert item["attempts"] == 2
+                assert item["data"]["title"] == "Title slow"
+                assert done["progress"]["succeeded"] == 1
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=40)
+
+
+async def test_queue_down_at_submit_loses_nothing(
+    database_url: str, site: TargetSite, redis_url: str
+) -> None:
+    """Redis unreachable when the API publishes: SQL keeps the task; the dispatcher sends it."""
+    settings = make_settings(database_url, redis_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        services = app.state.services
+        real_broker = services.publisher.broker
+        from app.queue import Publisher, build_broker
+
+        dead = build_broker("redis://127.0.0.1:1/0", settings.redis_prefix)
+        services.publisher = Publisher(dead)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={
+                "authorization": f"Bearer {ADMIN_KEY}"}) as client:
+            r = await client.post("/v1/jobs", json=job_body([site.url("/page/9")]))
+            assert r.status_code == 202
+            job_id = r.json()["id"]
+            services.publisher = Publisher(real_broker)
+            worker_proc = _spawn_worker(settings)
+            try:
+                done = await wait_job(client, job_id, timeout=30)
+                assert done["status"] == "completed"
+            finally:
+                worker_proc.terminate()
+                worker_proc.wait(timeout=40)
