@@ -58,15 +58,24 @@ class EmbeddedRedis:
             self.socket_path.unlink()
         args = [
             redis_binary(),
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfilename", "redis.aof",
-            "--save", "",
-            "--daemonize", "no",
-            "--loglevel", "warning",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfilename",
+            "redis.aof",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
         ]
         self.process = subprocess.Popen(  # noqa: S603  (fixed argv, our own binary)
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

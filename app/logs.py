@@ -19,4 +19,6 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # httpx logs every request URL at INFO; URLs are span data, not log lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     _configured = True

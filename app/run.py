@@ -27,9 +27,21 @@ def main() -> int:
     env = {**os.environ, "REDIS_URL": redis_url, "TRAWL_MIGRATE_ON_START": "false"}
     children = [
         subprocess.Popen(  # noqa: S603  (our own interpreter and modules)
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-             "--host", host, "--port", port, "--no-access-log"], env=env),
-        subprocess.Popen([sys.executable, "-m", "app.worker"], env=env),  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                host,
+                "--port",
+                port,
+                "--no-access-log",
+            ],
+            env=env,
+        ),
+        subprocess.Popen([sys.executable, "-m", "app.worker"], env=env),
     ]
     stopping = False
 

@@ -51,10 +51,9 @@ class Settings(BaseSettings):
     max_selector_length: int = Field(default=1000, ge=16)
     max_headers: int = Field(default=20, ge=0)
     max_metadata_bytes: int = Field(default=16_384, ge=0)
-    max_page_size: int = Field(default=100, ge=1, le=100)
 
     # Fetching
-    user_agent: str = "TrawlBot/0.1 (+https://github.com/trawl)"
+    user_agent: str = "TrawlBot/0.1"
     default_timeout_s: float = Field(default=30.0, gt=0)
     max_timeout_s: float = Field(default=120.0, gt=0)
     max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)

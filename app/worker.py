@@ -68,7 +68,9 @@ class Worker:
         self.ctx.draining = True
         self._stopping.set()
 
-    async def _every(self, interval_s: float, name: str, fn: Callable[[], Awaitable[object]]) -> None:
+    async def _every(
+        self, interval_s: float, name: str, fn: Callable[[], Awaitable[object]]
+    ) -> None:
         while not self._stopping.is_set():
             try:
                 await fn()
@@ -96,14 +98,22 @@ class Worker:
         s = self.settings
         loops = [
             asyncio.create_task(self._every(s.heartbeat_interval_s, "heartbeat", self._beat)),
-            asyncio.create_task(self._every(s.dispatch_interval_s, "reaper",
-                                            lambda: tasks.reap(self.db, s.stale_after_s))),
-            asyncio.create_task(self._every(s.dispatch_interval_s, "dispatcher",
-                                            self._dispatch_if_leader)),
+            asyncio.create_task(
+                self._every(
+                    s.dispatch_interval_s, "reaper", lambda: tasks.reap(self.db, s.stale_after_s)
+                )
+            ),
+            asyncio.create_task(
+                self._every(s.dispatch_interval_s, "dispatcher", self._dispatch_if_leader)
+            ),
         ]
         receiver = asyncio.create_task(
-            run_receiver_task(self.broker, max_async_tasks=s.worker_concurrency,
-                              max_prefetch=0, propagate_exceptions=False)
+            run_receiver_task(
+                self.broker,
+                max_async_tasks=s.worker_concurrency,
+                max_prefetch=0,
+                propagate_exceptions=False,
+            )
         )
         log.info("worker started", extra={"worker.id": self.worker_id})
         await self._stopping.wait()
@@ -112,7 +122,8 @@ class Worker:
 
     async def _drain(self, receiver: asyncio.Task[None], loops: list[asyncio.Task[None]]) -> None:
         deadline = asyncio.get_running_loop().time() + 30
-        while self.ctx.active and asyncio.get_running_loop().time() < deadline:
+        # Poll the in-flight set: tasks leave it from many places, a poll is the simple join.
+        while self.ctx.active and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         receiver.cancel()
         for task in loops:

@@ -84,7 +84,10 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    url = (
+        POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        + f"/{name}"
+    )
     upgrade(url)
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -145,7 +148,8 @@ async def worker(settings: Settings, redis_url: str, app: Any) -> AsyncIterator[
 async def admin_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://trawl.test",
+        transport=transport,
+        base_url="http://trawl.test",
         headers={"authorization": f"Bearer {ADMIN_KEY}"},
     ) as client:
         yield client
@@ -158,7 +162,8 @@ async def client(app: Any, admin_client: httpx.AsyncClient) -> AsyncIterator[htt
     assert created.status_code == 201, created.text
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://trawl.test",
+        transport=transport,
+        base_url="http://trawl.test",
         headers={"authorization": f"Bearer {created.json()['key']}"},
     ) as c:
         yield c

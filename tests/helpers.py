@@ -18,8 +18,9 @@ def job_body(urls: list[str], **extra: Any) -> dict[str, Any]:
     return {"urls": urls, "extract": {"fields": FIELDS}, **extra}
 
 
-async def wait_job(client: httpx.AsyncClient, job_id: str, timeout: float = 30.0,
-                   until: set[str] | None = None) -> dict[str, Any]:
+async def wait_job(
+    client: httpx.AsyncClient, job_id: str, timeout: float = 30.0, until: set[str] | None = None
+) -> dict[str, Any]:
     until = until or TERMINAL
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

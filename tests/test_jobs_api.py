@@ -53,8 +53,9 @@ async def test_concurrent_idempotent_submits_make_one_job(
 ) -> None:
     body = job_body([site.url("/page/3")])
     headers = {"Idempotency-Key": "race-1"}
-    replies = await asyncio.gather(*[client.post("/v1/jobs", json=body, headers=headers)
-                                     for _ in range(5)])
+    replies = await asyncio.gather(
+        *[client.post("/v1/jobs", json=body, headers=headers) for _ in range(5)]
+    )
     assert {r.status_code for r in replies} == {202}
     assert len({r.json()["id"] for r in replies}) == 1
 
@@ -93,8 +94,11 @@ async def test_results_pagination(client: httpx.AsyncClient, site: TargetSite, w
     await wait_job(client, job["id"])
     first = (await client.get(f"/v1/jobs/{job['id']}/results", params={"limit": 3})).json()
     assert [i["position"] for i in first["items"]] == [0, 1, 2]
-    rest = (await client.get(f"/v1/jobs/{job['id']}/results",
-                             params={"limit": 3, "cursor": first["next_cursor"]})).json()
+    rest = (
+        await client.get(
+            f"/v1/jobs/{job['id']}/results", params={"limit": 3, "cursor": first["next_cursor"]}
+        )
+    ).json()
     assert [i["position"] for i in rest["items"]] == [3, 4]
     assert rest["next_cursor"] is None
     failed = (await client.get(f"/v1/jobs/{job['id']}/results", params={"status": "failed"})).json()
@@ -104,10 +108,8 @@ async def test_results_pagination(client: httpx.AsyncClient, site: TargetSite, w
 async def test_cancel_is_cooperative_idempotent_and_409_when_terminal(
     client: httpx.AsyncClient, site: TargetSite, worker: Any
 ) -> None:
-    urls = [site.url("/slow?delay=1")] + [site.url(f"/flaky/cancel-{i}?fail=100")
-                                            for i in range(3)]
-    job = (await client.post("/v1/jobs", json=job_body(
-        urls, options={"max_retries": 10}))).json()
+    urls = [site.url("/slow?delay=1")] + [site.url(f"/flaky/cancel-{i}?fail=100") for i in range(3)]
+    job = (await client.post("/v1/jobs", json=job_body(urls, options={"max_retries": 10}))).json()
     await wait_job(client, job["id"], until={"running"})
     r = await client.post(f"/v1/jobs/{job['id']}/cancel")
     assert r.status_code == 202
@@ -154,8 +156,11 @@ async def test_auth_required_and_revoked_keys_refused(
     listed = (await admin_client.get("/v1/api-keys")).json()
     assert created["id"] in [k["id"] for k in listed]
     assert all("key" not in k and "key_hash" not in k for k in listed)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t",
-                                 headers={"authorization": f"Bearer {created['key']}"}) as c:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://t",
+        headers={"authorization": f"Bearer {created['key']}"},
+    ) as c:
         assert (await c.get("/v1/jobs")).status_code == 200
         revoked = await admin_client.delete(f"/v1/api-keys/{created['id']}")
         assert revoked.status_code == 200 and revoked.json()["revoked_at"]
@@ -167,42 +172,134 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("no urls", {"urls": [], "extract": {"fields": FIELDS}}, "urls"),
     ("ftp url", {"urls": ["ftp://x.example/a"], "extract": {"fields": FIELDS}}, "urls"),
     ("relative url", {"urls": ["/just/a/path"], "extract": {"fields": FIELDS}}, "urls"),
-    ("long url", {"urls": ["http://x.example/" + "a" * 3000], "extract": {"fields": FIELDS}},
-     "urls"),
-    ("too many urls", {"urls": [f"http://x.example/{i}" for i in range(1001)],
-                       "extract": {"fields": FIELDS}}, "urls"),
+    (
+        "long url",
+        {"urls": ["http://x.example/" + "a" * 3000], "extract": {"fields": FIELDS}},
+        "urls",
+    ),
+    (
+        "too many urls",
+        {"urls": [f"http://x.example/{i}" for i in range(1001)], "extract": {"fields": FIELDS}},
+        "urls",
+    ),
     ("url not a string", {"urls": [42], "extract": {"fields": FIELDS}}, "urls"),
-    ("bad css", {"urls": ["http://x.example"], "extract": {"fields": {"t": {"selector": "a[["}}}},
-     "selector"),
-    ("bad xpath", {"urls": ["http://x.example"],
-                   "extract": {"fields": {"t": {"selector": "//a[", "type": "xpath"}}}}, "xpath"),
-    ("bad field name", {"urls": ["http://x.example"],
-                        "extract": {"fields": {"bad name!": {"selector": "a"}}}}, "field names"),
+    (
+        "bad css",
+        {"urls": ["http://x.example"], "extract": {"fields": {"t": {"selector": "a[["}}}},
+        "selector",
+    ),
+    (
+        "bad xpath",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": {"t": {"selector": "//a[", "type": "xpath"}}},
+        },
+        "xpath",
+    ),
+    (
+        "bad field name",
+        {"urls": ["http://x.example"], "extract": {"fields": {"bad name!": {"selector": "a"}}}},
+        "field names",
+    ),
     ("no fields", {"urls": ["http://x.example"], "extract": {"fields": {}}}, "fields"),
-    ("attribute without name", {"urls": ["http://x.example"], "extract": {"fields": {
-        "t": {"selector": "a", "output": "attribute"}}}}, "attribute"),
-    ("unknown selector type", {"urls": ["http://x.example"], "extract": {"fields": {
-        "t": {"selector": "a", "type": "regex"}}}}, "type"),
-    ("timeout too big", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                         "options": {"timeout_s": 9999}}, "timeout_s"),
-    ("negative timeout", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                          "options": {"timeout_s": -1}}, "timeout_s"),
-    ("too many retries", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                          "options": {"max_retries": 99}}, "max_retries"),
-    ("forbidden header", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                          "options": {"headers": {"Host": "evil"}}}, "Host"),
-    ("header injection", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                          "options": {"headers": {"X-A": "a\r\nX-B: b"}}}, "X-A"),
-    ("unknown pool", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                      "options": {"proxy_pool": "nope"}}, "proxy pool"),
-    ("bad priority", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                      "options": {"priority": "urgent"}}, "priority"),
-    ("bad webhook", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                     "webhook_url": "javascript:alert(1)"}, "webhook_url"),
-    ("unknown top-level field", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                                 "surprise": 1}, "surprise"),
-    ("huge metadata", {"urls": ["http://x.example"], "extract": {"fields": FIELDS},
-                       "metadata": {"k": "v" * 20000}}, "metadata"),
+    (
+        "attribute without name",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": {"t": {"selector": "a", "output": "attribute"}}},
+        },
+        "attribute",
+    ),
+    (
+        "unknown selector type",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": {"t": {"selector": "a", "type": "regex"}}},
+        },
+        "type",
+    ),
+    (
+        "timeout too big",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "options": {"timeout_s": 9999},
+        },
+        "timeout_s",
+    ),
+    (
+        "negative timeout",
+        {"urls": ["http://x.example"], "extract": {"fields": FIELDS}, "options": {"timeout_s": -1}},
+        "timeout_s",
+    ),
+    (
+        "too many retries",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "options": {"max_retries": 99},
+        },
+        "max_retries",
+    ),
+    (
+        "forbidden header",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "options": {"headers": {"Host": "evil"}},
+        },
+        "Host",
+    ),
+    (
+        "header injection",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "options": {"headers": {"X-A": "a\r\nX-B: b"}},
+        },
+        "X-A",
+    ),
+    (
+        "unknown pool",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "options": {"proxy_pool": "nope"},
+        },
+        "proxy pool",
+    ),
+    (
+        "bad priority",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "options": {"priority": "urgent"},
+        },
+        "priority",
+    ),
+    (
+        "bad webhook",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "webhook_url": "javascript:alert(1)",
+        },
+        "webhook_url",
+    ),
+    (
+        "unknown top-level field",
+        {"urls": ["http://x.example"], "extract": {"fields": FIELDS}, "surprise": 1},
+        "surprise",
+    ),
+    (
+        "huge metadata",
+        {
+            "urls": ["http://x.example"],
+            "extract": {"fields": FIELDS},
+            "metadata": {"k": "v" * 20000},
+        },
+        "metadata",
+    ),
 ]
 
 
@@ -215,7 +312,9 @@ async def test_bad_input_is_rejected_clearly_and_nothing_is_stored(
     assert r.status_code == 422, (case, r.text)
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
-    assert problem["status"] == 422 and problem["title"] and problem["type"].startswith("/problems/")
+    assert (
+        problem["status"] == 422 and problem["title"] and problem["type"].startswith("/problems/")
+    )
     assert mentions in r.text, (case, r.text)
     assert await _count_jobs(settings) == before
 
@@ -224,8 +323,9 @@ async def test_malformed_json_and_oversized_body(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     before = await _count_jobs(settings)
-    r = await client.post("/v1/jobs", content=b"{not json", headers={"content-type":
-                                                                        "application/json"})
+    r = await client.post(
+        "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     big = b'{"urls": ["' + b"a" * (settings.max_body_bytes + 10) + b'"]}'
     r = await client.post("/v1/jobs", content=big, headers={"content-type": "application/json"})

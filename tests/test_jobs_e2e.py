@@ -23,8 +23,13 @@ async def test_submit_to_completion_with_extracted_data(
     assert r.headers["location"] == f"/v1/jobs/{job['id']}"
     done = await wait_job(client, job["id"])
     assert done["status"] == "completed"
-    assert done["progress"] == {"total": 2, "succeeded": 2, "failed": 0, "cancelled": 0,
-                                "pending": 0}
+    assert done["progress"] == {
+        "total": 2,
+        "succeeded": 2,
+        "failed": 0,
+        "cancelled": 0,
+        "pending": 0,
+    }
     assert done["started_at"] and done["finished_at"]
     items = await results(client, job["id"])
     assert [i["position"] for i in items] == [0, 1]
@@ -39,8 +44,9 @@ async def test_retry_with_backoff_then_success(
     client: httpx.AsyncClient, site: TargetSite, worker: Any
 ) -> None:
     path = "/flaky/retry-then-ok"
-    r = await client.post("/v1/jobs", json=job_body([site.url(path + "?fail=2")],
-                                                     options={"max_retries": 3}))
+    r = await client.post(
+        "/v1/jobs", json=job_body([site.url(path + "?fail=2")], options={"max_retries": 3})
+    )
     done = await wait_job(client, r.json()["id"])
     assert done["status"] == "completed"
     [item] = await results(client, done["id"])
@@ -52,8 +58,9 @@ async def test_retry_with_backoff_then_success(
 async def test_retries_exhausted_fails_task_and_job(
     client: httpx.AsyncClient, site: TargetSite, worker: Any
 ) -> None:
-    r = await client.post("/v1/jobs", json=job_body([site.url("/status/500")],
-                                                     options={"max_retries": 1}))
+    r = await client.post(
+        "/v1/jobs", json=job_body([site.url("/status/500")], options={"max_retries": 1})
+    )
     done = await wait_job(client, r.json()["id"])
     assert done["status"] == "failed"
     [item] = await results(client, done["id"])
@@ -72,7 +79,11 @@ async def test_retries_exhausted_fails_task_and_job(
     ],
 )
 async def test_outcomes_are_classified(
-    client: httpx.AsyncClient, site: TargetSite, worker: Any, path: str, outcome: str,
+    client: httpx.AsyncClient,
+    site: TargetSite,
+    worker: Any,
+    path: str,
+    outcome: str,
     attempts: int,
 ) -> None:
     r = await client.post("/v1/jobs", json=job_body([site.url(path)], options={"max_retries": 1}))
@@ -85,8 +96,10 @@ async def test_timeout_and_connection_errors(
     client: httpx.AsyncClient, site: TargetSite, worker: Any
 ) -> None:
     closed = socket_free_port()
-    body = job_body([site.url("/slow?delay=2"), f"http://127.0.0.1:{closed}/x"],
-                    options={"max_retries": 0, "timeout_s": 0.5})
+    body = job_body(
+        [site.url("/slow?delay=2"), f"http://127.0.0.1:{closed}/x"],
+        options={"max_retries": 0, "timeout_s": 0.5},
+    )
     r = await client.post("/v1/jobs", json=body)
     done = await wait_job(client, r.json()["id"])
     outcomes = [i["outcome"] for i in await results(client, done["id"])]
@@ -107,8 +120,9 @@ async def test_rate_limited_honours_retry_after(
     client: httpx.AsyncClient, site: TargetSite, worker: Any
 ) -> None:
     path = "/flaky/ratelimited"
-    r = await client.post("/v1/jobs", json=job_body(
-        [site.url(path + "?fail=1&code=429")], options={"max_retries": 2}))
+    r = await client.post(
+        "/v1/jobs", json=job_body([site.url(path + "?fail=1&code=429")], options={"max_retries": 2})
+    )
     done = await wait_job(client, r.json()["id"])
     [item] = await results(client, done["id"])
     assert item["status"] == "succeeded" and item["attempts"] == 2

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
 
 import httpx
 import pytest
@@ -67,10 +66,15 @@ async def test_killed_worker_task_is_requeued_and_completed(
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={
-                    "authorization": f"Bearer {ADMIN_KEY}"}) as client:
-                r = await client.post("/v1/jobs", json=job_body(
-                    [site.url("/slow?delay=3")], options={"timeout_s": 10}))
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://t",
+                headers={"authorization": f"Bearer {ADMIN_KEY}"},
+            ) as client:
+                r = await client.post(
+                    "/v1/jobs",
+                    json=job_body([site.url("/slow?delay=3")], options={"timeout_s": 10}),
+                )
                 job_id = r.json()["id"]
                 task = await _running_task(settings, job_id)
                 assert task.worker_id and f":{first.pid}:" in task.worker_id
@@ -105,8 +109,11 @@ async def test_queue_down_at_submit_loses_nothing(
         dead = build_broker("redis://127.0.0.1:1/0", settings.redis_prefix)
         services.publisher = Publisher(dead)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={
-                "authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://t",
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        ) as client:
             r = await client.post("/v1/jobs", json=job_body([site.url("/page/9")]))
             assert r.status_code == 202
             job_id = r.json()["id"]

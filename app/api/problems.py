@@ -43,19 +43,34 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return problem(exc.status, exc.title, exc.detail, slug=exc.type_slug,
-                   instance=request.url.path, **exc.extensions)
+    return problem(
+        exc.status,
+        exc.title,
+        exc.detail,
+        slug=exc.type_slug,
+        instance=request.url.path,
+        **exc.extensions,
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return problem(422, "Invalid request", "The request did not validate; see 'errors'.",
-                   slug="validation-error", instance=request.url.path,
-                   errors=_clean_errors(exc.errors()))
+    return problem(
+        422,
+        "Invalid request",
+        "The request did not validate; see 'errors'.",
+        slug="validation-error",
+        instance=request.url.path,
+        errors=_clean_errors(exc.errors()),
+    )
 
 
-_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large",
-               415: "unsupported-media-type"}
+_HTTP_SLUGS = {
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -67,8 +82,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"http.route": request.url.path})
-    return problem(500, "Internal error", "The server failed to handle this request.",
-                   slug="internal-error", instance=request.url.path)
+    return problem(
+        500,
+        "Internal error",
+        "The server failed to handle this request.",
+        slug="internal-error",
+        instance=request.url.path,
+    )
 
 
 def install(app: FastAPI) -> None:

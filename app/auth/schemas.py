@@ -8,11 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field
 Scope = Literal["admin", "jobs"]
 
 
+def _default_scopes() -> list[Scope]:
+    return ["jobs"]
+
+
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[Scope] = Field(default_factory=lambda: ["jobs"], min_length=1)
+    scopes: list[Scope] = Field(default_factory=lambda: _default_scopes(), min_length=1)
 
 
 class ApiKeyRead(BaseModel):

@@ -113,12 +113,15 @@ async def _fetch(
                     if response.status_code in REDIRECT_STATUSES and location:
                         next_url = url.join(location)
                         if next_url.scheme not in ("http", "https"):
-                            verdict = Verdict(Outcome.HTTP_ERROR, False, "redirect to a non-HTTP URL")
+                            verdict = Verdict(
+                                Outcome.HTTP_ERROR, False, "redirect to a non-HTTP URL"
+                            )
                             return FetchResult(verdict, str(url), response.status_code)
                         if len(redirects) >= policy.max_redirects:
                             verdict = Verdict(Outcome.HTTP_ERROR, False, "too many redirects")
-                            return FetchResult(verdict, str(url), response.status_code,
-                                               redirects=redirects)
+                            return FetchResult(
+                                verdict, str(url), response.status_code, redirects=redirects
+                            )
                         redirects.append(str(next_url))
                         url = next_url
                         continue
@@ -126,8 +129,9 @@ async def _fetch(
                 finally:
                     await response.aclose()
                 if too_large:
-                    verdict = Verdict(Outcome.HTTP_ERROR, False,
-                                      f"response larger than {policy.max_bytes} bytes")
+                    verdict = Verdict(
+                        Outcome.HTTP_ERROR, False, f"response larger than {policy.max_bytes} bytes"
+                    )
                     return FetchResult(verdict, str(url), response.status_code, redirects=redirects)
                 return FetchResult(
                     classify_status(response.status_code, body),
@@ -139,8 +143,9 @@ async def _fetch(
                     redirects=redirects,
                 )
     except FetchRefused as exc:
-        return FetchResult(Verdict(Outcome.CONNECTION_ERROR, False, str(exc)), str(url),
-                           redirects=redirects)
+        return FetchResult(
+            Verdict(Outcome.CONNECTION_ERROR, False, str(exc)), str(url), redirects=redirects
+        )
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
         return FetchResult(_error_verdict(exc), str(url), redirects=redirects)
 

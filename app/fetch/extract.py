@@ -1,4 +1,7 @@
-"""Extraction with parsel: named fields, each a CSS or XPath selector, text/html/attribute, one or many."""
+"""Extraction with parsel.
+
+Named fields, each a CSS or XPath selector giving text, HTML or an attribute, one or many.
+"""
 
 from __future__ import annotations
 

@@ -111,9 +111,10 @@ async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
         headers=dict(job.options.get("headers") or {}),
     )
     result = await fetch(ctx.http, task.url, policy)
-    if result.outcome in (Outcome.RATE_LIMITED, Outcome.HTTP_ERROR) and result.retry_after_s:
-        if result.status_code in (429, 503):
-            await ctx.politeness.throttle(task.domain, min(result.retry_after_s, 3600.0))
+    if result.retry_after_s and result.status_code in (429, 503):
+        await ctx.politeness.throttle(
+            task.domain, min(result.retry_after_s, ctx.settings.retry_after_cap_s)
+        )
     if result.outcome != Outcome.SUCCESS:
         return Attempt(result.verdict, result)
     rules = {name: FieldRule.from_dict(raw) for name, raw in job.extract["fields"].items()}
@@ -124,9 +125,7 @@ async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
     return Attempt(result.verdict, result, data)
 
 
-async def _settle(
-    ctx: WorkerContext, session: Any, task: Task, job: Job, attempt: Attempt
-) -> None:
+async def _settle(ctx: WorkerContext, session: Any, task: Task, job: Job, attempt: Attempt) -> None:
     now = utcnow()
     verdict = attempt.verdict
     fetched = attempt.fetched
@@ -150,14 +149,24 @@ async def _settle(
             retry_after_s=fetched.retry_after_s if fetched else None,
             retry_after_cap_s=ctx.settings.retry_after_cap_s,
         )
-        values.update(status=TaskStatus.QUEUED, worker_id=None, dispatched_at=None,
-                      next_attempt_at=now + timedelta(seconds=delay), enqueued_at=now,
-                      error={"outcome": verdict.outcome.value, "message": verdict.reason})
+        values.update(
+            status=TaskStatus.QUEUED,
+            worker_id=None,
+            dispatched_at=None,
+            next_attempt_at=now + timedelta(seconds=delay),
+            enqueued_at=now,
+            error={"outcome": verdict.outcome.value, "message": verdict.reason},
+        )
     else:
         status = _final_status(verdict.outcome)
-        values.update(status=status, finished_at=now, data=attempt.data,
-                      error=None if status == TaskStatus.SUCCEEDED else
-                      {"outcome": verdict.outcome.value, "message": verdict.reason})
+        values.update(
+            status=status,
+            finished_at=now,
+            data=attempt.data,
+            error=None
+            if status == TaskStatus.SUCCEEDED
+            else {"outcome": verdict.outcome.value, "message": verdict.reason},
+        )
     if not await repository.settle_running_task(session, task.id, ctx.worker_id, values):
         await session.rollback()
         log.warning("task no longer ours; outcome dropped", extra={"task.id": task.id})
@@ -167,8 +176,13 @@ async def _settle(
     await session.commit()
     log.info(
         "task attempt settled",
-        extra={"task.id": task.id, "job.id": task.job_id, "outcome": verdict.outcome.value,
-               "retry": retry, "attempt": task.attempt + 1},
+        extra={
+            "task.id": task.id,
+            "job.id": task.job_id,
+            "outcome": verdict.outcome.value,
+            "retry": retry,
+            "attempt": task.attempt + 1,
+        },
     )
 
 
@@ -192,12 +206,16 @@ async def _count(session: Any, job_id: str, status: TaskStatus) -> None:
 
 async def _settle_exhausted(session: Any, task: Task) -> None:
     outcome = task.last_outcome or Outcome.TIMEOUT.value
-    done = await repository.settle_queued_task(session, task.id, {
-        "status": TaskStatus.FAILED,
-        "finished_at": utcnow(),
-        "last_outcome": outcome,
-        "error": {"outcome": outcome, "message": "worker lost during the last attempt"},
-    })
+    done = await repository.settle_queued_task(
+        session,
+        task.id,
+        {
+            "status": TaskStatus.FAILED,
+            "finished_at": utcnow(),
+            "last_outcome": outcome,
+            "error": {"outcome": outcome, "message": "worker lost during the last attempt"},
+        },
+    )
     if done:
         await _count(session, task.job_id, TaskStatus.FAILED)
     await session.commit()

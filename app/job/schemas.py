@@ -15,9 +15,21 @@ _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 # Headers a client may not set on fetches: transport-level, or ours to decide.
 FORBIDDEN_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer",
-     "keep-alive", "proxy-authorization", "proxy-connection", "traceparent", "tracestate",
-     "baggage"}
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "traceparent",
+        "tracestate",
+        "baggage",
+    }
 )
 
 

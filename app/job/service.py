@@ -24,7 +24,15 @@ from app.job.errors import (
     JobNotFound,
 )
 from app.job.models import Job, JobStatus, Priority, Task, TaskStatus
-from app.job.schemas import JobCreate, JobPage, JobRead, Progress, ResultError, ResultPage, TaskResult
+from app.job.schemas import (
+    JobCreate,
+    JobPage,
+    JobRead,
+    Progress,
+    ResultError,
+    ResultPage,
+    TaskResult,
+)
 from app.job.urls import UrlInvalid, check_url, domain_of
 from app.settings import Settings
 
@@ -45,42 +53,58 @@ def request_hash(payload: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _validate(payload: JobCreate, settings: Settings) -> list[dict[str, Any]]:
-    errors: list[dict[str, Any]] = []
+Problems = list[dict[str, Any]]
+
+
+def _problem(loc: list[str | int], msg: str) -> dict[str, Any]:
+    return {"loc": ["body", *loc], "msg": msg}
+
+
+def _validate_urls(payload: JobCreate, settings: Settings) -> Problems:
     if len(payload.urls) > settings.max_urls_per_job:
-        errors.append({"loc": ["body", "urls"],
-                       "msg": f"at most {settings.max_urls_per_job} URLs per job"})
-    else:
-        for i, raw in enumerate(payload.urls):
-            try:
-                check_url(raw, max_length=settings.max_url_length)
-            except UrlInvalid as exc:
-                errors.append({"loc": ["body", "urls", i], "msg": f"invalid URL: {exc}"})
+        return [_problem(["urls"], f"at most {settings.max_urls_per_job} URLs per job")]
+    errors: Problems = []
+    named: list[tuple[list[str | int], str]] = [
+        (["urls", i], u) for i, u in enumerate(payload.urls)
+    ]
     if payload.webhook_url is not None:
+        named.append((["webhook_url"], payload.webhook_url))
+    for loc, raw in named:
         try:
-            check_url(payload.webhook_url, max_length=settings.max_url_length)
+            check_url(raw, max_length=settings.max_url_length)
         except UrlInvalid as exc:
-            errors.append({"loc": ["body", "webhook_url"], "msg": f"invalid URL: {exc}"})
-    if len(payload.extract.fields) > settings.max_fields:
-        errors.append({"loc": ["body", "extract", "fields"],
-                       "msg": f"at most {settings.max_fields} fields"})
-    for name, spec in payload.extract.fields.items():
+            errors.append(_problem(loc, f"invalid URL: {exc}"))
+    return errors
+
+
+def _validate_limits(payload: JobCreate, settings: Settings) -> Problems:
+    errors: Problems = []
+    fields = payload.extract.fields
+    if len(fields) > settings.max_fields:
+        errors.append(_problem(["extract", "fields"], f"at most {settings.max_fields} fields"))
+    for name, spec in fields.items():
         if len(spec.selector) > settings.max_selector_length:
-            errors.append({"loc": ["body", "extract", "fields", name, "selector"],
-                           "msg": f"selector longer than {settings.max_selector_length}"})
+            errors.append(
+                _problem(
+                    ["extract", "fields", name, "selector"],
+                    f"selector longer than {settings.max_selector_length}",
+                )
+            )
     options = payload.options
     if options.timeout_s is not None and options.timeout_s > settings.max_timeout_s:
-        errors.append({"loc": ["body", "options", "timeout_s"],
-                       "msg": f"must be at most {settings.max_timeout_s}"})
+        errors.append(
+            _problem(["options", "timeout_s"], f"must be at most {settings.max_timeout_s}")
+        )
     if options.max_retries is not None and options.max_retries > settings.max_max_retries:
-        errors.append({"loc": ["body", "options", "max_retries"],
-                       "msg": f"must be at most {settings.max_max_retries}"})
+        errors.append(
+            _problem(["options", "max_retries"], f"must be at most {settings.max_max_retries}")
+        )
     if len(options.headers) > settings.max_headers:
-        errors.append({"loc": ["body", "options", "headers"],
-                       "msg": f"at most {settings.max_headers} headers"})
+        errors.append(_problem(["options", "headers"], f"at most {settings.max_headers} headers"))
     if len(json.dumps(payload.metadata)) > settings.max_metadata_bytes:
-        errors.append({"loc": ["body", "metadata"],
-                       "msg": f"larger than {settings.max_metadata_bytes} bytes as JSON"})
+        errors.append(
+            _problem(["metadata"], f"larger than {settings.max_metadata_bytes} bytes as JSON")
+        )
     return errors
 
 
@@ -95,10 +119,10 @@ async def submit(
     traceparent: str | None = None,
 ) -> Submitted:
     """Validate, then store the job and one task per URL in one transaction."""
-    errors = _validate(payload, settings)
+    errors = _validate_urls(payload, settings) + _validate_limits(payload, settings)
     pool = payload.options.proxy_pool
     if pool is not None and (pools is None or not await pools.exists(pool)):
-        errors.append({"loc": ["body", "options", "proxy_pool"], "msg": f"unknown proxy pool {pool!r}"})
+        errors.append(_problem(["options", "proxy_pool"], f"unknown proxy pool {pool!r}"))
     if errors:
         raise InvalidJob("The job was rejected; see 'errors' for each problem.", errors=errors)
     digest = request_hash(payload)
@@ -231,9 +255,13 @@ async def list_page(
 ) -> JobPage:
     before = _decode_cursor(cursor, str) if cursor else None
     jobs = await repository.list_jobs(
-        session, api_key_id, limit=limit + 1, before_id=before,
+        session,
+        api_key_id,
+        limit=limit + 1,
+        before_id=before,
         status=status.value if status else None,
-        created_after=created_after, created_before=created_before,
+        created_after=created_after,
+        created_before=created_before,
     )
     more = len(jobs) > limit
     jobs = jobs[:limit]
@@ -255,7 +283,10 @@ async def results_page(
     job = await get(session, job_id, api_key_id)
     after = _decode_cursor(cursor, int) if cursor else -1
     tasks = await repository.list_results(
-        session, job.id, limit=limit + 1, after_position=after,
+        session,
+        job.id,
+        limit=limit + 1,
+        after_position=after,
         status=status.value if status else None,
     )
     more = len(tasks) > limit
@@ -296,8 +327,9 @@ def to_read(job: Job) -> JobRead:
 def to_result(task: Task) -> TaskResult:
     error = None
     if task.error:
-        error = ResultError(outcome=task.error.get("outcome", "unknown"),
-                            message=task.error.get("message", ""))
+        error = ResultError(
+            outcome=task.error.get("outcome", "unknown"), message=task.error.get("message", "")
+        )
     return TaskResult(
         task_id=task.id,
         position=task.position,

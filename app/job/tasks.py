@@ -31,8 +31,10 @@ async def publish_tasks(db: Database, publisher: Publisher, task_ids: Sequence[s
             await publisher.publish(task_id)
             sent.append(task_id)
     except Exception as exc:  # the queue is down: SQL still has every task
-        log.warning("queue publish failed; the dispatcher will retry",
-                    extra={"error.type": type(exc).__name__, "unsent": len(task_ids) - len(sent)})
+        log.warning(
+            "queue publish failed; the dispatcher will retry",
+            extra={"error.type": type(exc).__name__, "unsent": len(task_ids) - len(sent)},
+        )
     if sent:
         async with db.transaction() as session:
             await repository.mark_dispatched(session, sent)

@@ -7,7 +7,9 @@ import random
 _rng = random.SystemRandom()
 
 
-def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rand: random.Random = _rng) -> float:
+def backoff_delay(
+    attempt: int, *, base_s: float, cap_s: float, rand: random.Random = _rng
+) -> float:
     """Seconds before retry number ``attempt`` (1-based): uniform in [0, min(cap, base·2^(n-1))]."""
     ceiling = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
     return rand.uniform(0.0, ceiling)

@@ -50,7 +50,8 @@ class Publisher:
         self.broker = broker
 
     async def publish(self, task_id: str, labels: dict[str, Any] | None = None) -> None:
-        await AsyncKicker(SCRAPE_TASK, self.broker, dict(labels or {})).kiq(task_id)
+        kicker: AsyncKicker[[str], None] = AsyncKicker(SCRAPE_TASK, self.broker, dict(labels or {}))
+        await kicker.kiq(task_id)
 
 
 def register_handler(broker: RedisStreamBroker, handler: Callable[[str], Awaitable[None]]) -> None:

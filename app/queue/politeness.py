@@ -54,9 +54,7 @@ class Grant:
 
 
 class Politeness:
-    def __init__(
-        self, redis: Redis, prefix: str, *, concurrency: int, rate_per_s: float
-    ) -> None:
+    def __init__(self, redis: Redis, prefix: str, *, concurrency: int, rate_per_s: float) -> None:
         self.redis = redis
         self.prefix = prefix
         self.concurrency = concurrency

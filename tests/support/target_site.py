@@ -36,7 +36,7 @@ class TargetSite:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 site._handle(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -59,8 +59,13 @@ class TargetSite:
         self.server.shutdown()
         self.server.server_close()
 
-    def _send(self, h: BaseHTTPRequestHandler, code: int, body: bytes = b"",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        code: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         h.send_response(code)
         h.send_header("content-type", "text/html; charset=utf-8")
         h.send_header("content-length", str(len(body)))
@@ -69,7 +74,7 @@ class TargetSite:
         h.end_headers()
         h.wfile.write(body)
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:  # noqa: C901
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
         parsed = urlparse(h.path)
         q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         path = parsed.path

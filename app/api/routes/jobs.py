@@ -15,8 +15,12 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=255,
-           description="Same key and body: the same job. Same key, other body: 409."),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Same key and body: the same job. Same key, other body: 409.",
+    ),
 ]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
@@ -56,8 +60,13 @@ async def list_jobs(
     created_before: datetime | None = None,
 ) -> JobPage:
     return await service.list_page(
-        session, key.id, limit=limit, cursor=cursor, status=status_filter,
-        created_after=created_after, created_before=created_before,
+        session,
+        key.id,
+        limit=limit,
+        cursor=cursor,
+        status=status_filter,
+        created_after=created_after,
+        created_before=created_before,
     )
 
 
