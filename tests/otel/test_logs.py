@@ -49,11 +49,13 @@ def test_context_fields_in_logs_and_span(tel_env: Env) -> None:
     buf = io.StringIO()
     otel.configure_logging("INFO", stream=buf)
     log = logging.getLogger("app.ctx")
-    with trace.get_tracer("t").start_as_current_span("job"):
-        with otel.bind_context(request_id="req-1", job_id="job-9"):
-            with otel.bind_context(task_id="task-3"):
-                log.info("inside")
-            log.info("after task")
+    with (
+        trace.get_tracer("t").start_as_current_span("job"),
+        otel.bind_context(request_id="req-1", job_id="job-9"),
+    ):
+        with otel.bind_context(task_id="task-3"):
+            log.info("inside")
+        log.info("after task")
     log.info("outside")
     tel_env.flush()
     inside, after, outside = _lines(buf)

@@ -160,7 +160,9 @@ def test_all_signals_arrive_with_resource(receiver: Receiver) -> None:
             assert attrs["deployment.environment.name"] == "wiretest"
             assert attrs["service.instance.id"] == info["instance_id"]
 
-    spans = [s for req in traces for r in req.resource_spans for ss in r.scope_spans for s in ss.spans]
+    spans = [
+        s for req in traces for r in req.resource_spans for ss in r.scope_spans for s in ss.spans
+    ]
     (span,) = [s for s in spans if s.name == "wire-span"]
     assert span.trace_id.hex() == info["trace_id"]
 
