@@ -346,8 +346,10 @@ def install(
         tp.add_span_processor(BatchSpanProcessor(sx))
     tel.tracer_provider = tp
 
-    readers = list(metric_readers) if metric_readers is not None else _metric_readers(
-        closers, cardinality_limit
+    readers = (
+        list(metric_readers)
+        if metric_readers is not None
+        else _metric_readers(closers, cardinality_limit)
     )
     tel.meter_provider = MeterProvider(
         resource=resource, metric_readers=readers, views=default_views(), shutdown_on_exit=False

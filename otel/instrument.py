@@ -50,9 +50,7 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
                 EngineTracer(  # type: ignore[no-untyped-call]
                     get_tracer("opentelemetry.instrumentation.sqlalchemy"),
                     sync_engine,
-                    meter.create_up_down_counter(
-                        "db.client.connections.usage", unit="connections"
-                    ),
+                    meter.create_up_down_counter("db.client.connections.usage", unit="connections"),
                     enable_commenter,
                 )
             _sqla_engines.add(id(sync_engine))

@@ -27,12 +27,34 @@ OTHER = "_OTHER"
 #: Duration buckets in seconds (5 ms .. 120 s). Scrapes through slow proxies and webhook
 #: deliveries routinely exceed the 10 s top bucket of the OTel advisory defaults.
 DURATION_BUCKETS_S: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
 )
 
 #: Size buckets in bytes (100 B .. 50 MiB).
 SIZE_BUCKETS_BY: tuple[float, ...] = (
-    100, 1_000, 10_000, 100_000, 500_000, 1_000_000, 5_000_000, 10_000_000, 52_428_800,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    500_000,
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    52_428_800,
 )
 
 #: Attributes kept on ``http.client.*`` metrics. ``server.address``/``server.port``/``url.*``

@@ -98,12 +98,10 @@ sys.stderr.write(json.dumps({
 """
 
 
-def _run_child(endpoint: str, shutdown_timeout: float = 5.0, **extra_env: str) -> tuple[
-    list[dict[str, Any]], dict[str, Any]
-]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("OTEL_") or k == "PATH"
-    }
+def _run_child(
+    endpoint: str, shutdown_timeout: float = 5.0, **extra_env: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") or k == "PATH"}
     env.update(
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=wiretest",
@@ -167,13 +165,19 @@ def test_all_signals_arrive_with_resource(receiver: Receiver) -> None:
     assert span.trace_id.hex() == info["trace_id"]
 
     names = {
-        m.name for req in metrics for r in req.resource_metrics for sm in r.scope_metrics
+        m.name
+        for req in metrics
+        for r in req.resource_metrics
+        for sm in r.scope_metrics
         for m in sm.metrics
     }
     assert "trawl.wire.events" in names
 
     records = [
-        lr for req in logs for r in req.resource_logs for sl in r.scope_logs
+        lr
+        for req in logs
+        for r in req.resource_logs
+        for sl in r.scope_logs
         for lr in sl.log_records
     ]
     (rec,) = [lr for lr in records if lr.body.string_value == "wire log"]
@@ -192,9 +196,10 @@ def test_two_processes_have_different_instance_ids(receiver: Receiver) -> None:
     _, a = _run_child(receiver.url)
     _, b = _run_child(receiver.url)
     assert a["instance_id"] != b["instance_id"]
-    ids = {attrs["service.instance.id"] for attrs in _resource_attrs(
-        receiver.get("/v1/traces"), "resource_spans"
-    )}
+    ids = {
+        attrs["service.instance.id"]
+        for attrs in _resource_attrs(receiver.get("/v1/traces"), "resource_spans")
+    }
     assert ids == {a["instance_id"], b["instance_id"]}
 
 
@@ -231,7 +236,11 @@ print(json.dumps([a, b]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, PYTHONPATH=str(ROOT))
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=True,
     )
     a, b = json.loads(out.stdout.strip().splitlines()[-1])
