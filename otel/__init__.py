@@ -1,0 +1,113 @@
+"""Trawl telemetry SDK: OpenTelemetry setup, JSON logs, error grouping.
+
+Never imports ``app``; never raises into the caller. See docs/telemetry-sdk.md.
+
+    tel = otel.configure("trawl-api", service_version=__version__)
+    otel.configure_logging("INFO")
+    ...
+    otel.shutdown()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace.export import SpanExporter
+
+# _semconv sets OTEL_SEMCONV_STABILITY_OPT_IN; it sorts (and so runs) before any module
+# below that touches contrib instrumentations.
+from otel import _semconv, _setup
+from otel._setup import DEFAULT_SHUTDOWN_TIMEOUT_S, Telemetry
+from otel.context import bind_context, current_context, reset_context, set_context
+from otel.errors import fingerprint, record_exception
+from otel.http_client import traced_transport
+from otel.instrument import instrument_redis, instrument_sqlalchemy
+from otel.logs import configure_logging
+from otel.metrics import safe_attr
+
+__all__ = [
+    "Telemetry",
+    "bind_context",
+    "configure",
+    "configure_logging",
+    "current_context",
+    "fingerprint",
+    "force_flush",
+    "instrument_redis",
+    "instrument_sqlalchemy",
+    "record_exception",
+    "reset_context",
+    "safe_attr",
+    "set_context",
+    "shutdown",
+    "traced_transport",
+]
+
+_log = logging.getLogger("otel")
+del _semconv
+
+
+def configure(
+    service_name: str,
+    *,
+    service_version: str,
+    environment: str | None = None,
+    extra_resource: Mapping[str, Any] | None = None,
+    span_exporter: SpanExporter | None = None,
+    metric_readers: Sequence[MetricReader] | None = None,
+    log_exporter: LogRecordExporter | None = None,
+    cardinality_limit: int = _setup.DEFAULT_CARDINALITY_LIMIT,
+    set_global: bool = True,
+) -> Telemetry:
+    """Install tracer, meter and logger providers for this process from ``OTEL_*`` env vars.
+
+    Call once per process (in each worker after fork). A second call in the same process
+    returns the existing handle. ``span_exporter`` / ``metric_readers`` / ``log_exporter``
+    replace the env-selected exporters (tests). ``OTEL_SDK_DISABLED=true`` installs nothing.
+    Configuration errors are logged as warnings and yield a disabled (no-op) handle.
+    """
+    current = _setup.active()
+    if current is not None and current.pid == os.getpid():
+        _log.warning("otel.configure() called twice; keeping the first configuration")
+        return current
+    fallback = Telemetry(service_name=service_name, instance_id="")
+    try:
+        if _setup.sdk_disabled():
+            _setup.set_active(fallback)
+            return fallback
+        if set_global:
+            _setup.prepare_globals()
+        tel = _setup.install(
+            service_name,
+            service_version=service_version,
+            environment=environment,
+            extra_resource=extra_resource,
+            span_exporter=span_exporter,
+            metric_readers=metric_readers,
+            log_exporter=log_exporter,
+            cardinality_limit=cardinality_limit,
+            set_global=set_global,
+        )
+    except Exception:
+        _log.warning("telemetry configuration failed; running without telemetry", exc_info=True)
+        _setup.set_active(fallback)
+        return fallback
+    _setup.set_active(tel)
+    return tel
+
+
+def shutdown(timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
+    """Flush and shut down the active providers within ``timeout_s``. Never raises."""
+    tel = _setup.active()
+    return True if tel is None else tel.shutdown(timeout_s)
+
+
+def force_flush(timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
+    """Export everything buffered so far, within ``timeout_s``. Never raises."""
+    tel = _setup.active()
+    return True if tel is None else tel.force_flush(timeout_s)
