@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import otel
 from app import __version__
 from app.api import problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit
-from app.api.routes import api_keys, jobs
+from app.api.request_id import RequestIdMiddleware
+from app.api.routes import api_keys, errors, jobs
 from app.auth import service as auth_service
 from app.db import Database
 from app.db.migrate import upgrade
 from app.embedded_redis import resolve_redis_url
-from app.logs import setup_logging
+from app.error_group.service import ErrorTracker
 from app.queue import Publisher, build_broker
 from app.settings import Settings, get_settings
+from app.telemetry.errors import set_tracker
+from app.telemetry.setup import setup_process
+from otel.asgi import TelemetryMiddleware
 
 log = logging.getLogger("trawl.api")
+
+# FastAPI's own telemetry is off: otel.asgi emits the same stable-semconv span and metric at a
+# fraction of the cost (docs/adr/0003-lean-http-server-instrumentation.md).
+NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 async def _bootstrap_admin(db: Database, settings: Settings) -> None:
@@ -37,32 +47,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        setup_logging(settings)
+        setup_process("api", settings)
         redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
         if settings.migrate_on_start:
             await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
         db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+        otel.instrument_sqlalchemy(db.engine)
+        otel.instrument_redis()
         await _bootstrap_admin(db, settings)
         broker = build_broker(redis_url, settings.redis_prefix, maxlen=settings.stream_maxlen)
         await broker.startup()
+        tracker = ErrorTracker(db, settings.error_flush_interval_s)
+        set_tracker(tracker)
+        stop = asyncio.Event()
+        flusher = asyncio.create_task(tracker.run(stop))
         app.state.services = Services(settings=settings, db=db, publisher=Publisher(broker))
-        log.info("api started", extra={"environment": settings.environment})
+        log.info("api started", extra={"deployment.environment": settings.environment})
         try:
             yield
         finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await flusher
+            set_tracker(None)
             await broker.shutdown()
             await db.dispose()
             if embedded is not None:
                 embedded.stop()
+            otel.force_flush(2.0)
 
     app = FastAPI(
         title="Trawl",
         version=__version__,
         summary="Scrape jobs over a REST API, observable end to end.",
         lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,  # type: ignore[arg-type]
     )
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TelemetryMiddleware)  # outermost: its span covers everything below
     app.include_router(jobs.router)
     app.include_router(api_keys.router)
+    app.include_router(errors.router)
     return app

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     # Auth
     admin_api_key: SecretStr | None = None
 
+    # Error tracking: optional Sentry (needs the sentry-sdk package), off by default
+    sentry_dsn: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SENTRY_DSN", "TRAWL_SENTRY_DSN")
+    )
+    error_flush_interval_s: float = Field(default=2.0, gt=0)
+    queue_stats_interval_s: float = Field(default=10.0, gt=0)
+
     # API limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_urls_per_job: int = Field(default=1000, ge=1)

@@ -13,20 +13,26 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import httpx
 from redis.asyncio import Redis
 from taskiq.api import run_receiver_task
 
+import otel
 from app.db import Database
 from app.embedded_redis import resolve_redis_url
+from app.error_group.service import ErrorTracker
 from app.fetch.client import make_client
-from app.job import tasks
+from app.job import stats, tasks
 from app.job.processing import WorkerContext
-from app.logs import setup_logging
 from app.queue import Politeness, Publisher, build_broker, register_handler
 from app.settings import Settings, get_settings
+from app.telemetry import instruments, quiet
+from app.telemetry.errors import set_tracker
+from app.telemetry.setup import setup_process
 
 log = logging.getLogger("trawl.worker")
 
@@ -40,6 +46,8 @@ class Worker:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+        otel.instrument_sqlalchemy(self.db.engine)
+        otel.instrument_redis()
         self.redis = Redis.from_url(redis_url)
         self.broker = build_broker(
             redis_url,
@@ -58,11 +66,19 @@ class Worker:
                 concurrency=settings.domain_concurrency,
                 rate_per_s=settings.domain_rate_per_s,
             ),
-            http=make_client(settings.user_agent),
+            http=make_client(
+                settings.user_agent,
+                transport=otel.traced_transport(
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+                ),
+            ),
             worker_id=self.worker_id,
         )
         register_handler(self.broker, tasks.make_handler(self.ctx))
+        self.tracker = ErrorTracker(self.db, settings.error_flush_interval_s)
         self._stopping = asyncio.Event()
+        self._leader = False
+        self._stats: stats.QueueStats | None = None
 
     def stop(self) -> None:
         self.ctx.draining = True
@@ -83,10 +99,53 @@ class Worker:
         key = f"{self.settings.redis_prefix}:dispatcher"
         ttl_ms = int(max(self.settings.dispatch_interval_s * 5, 2) * 1000)
         holder = await self.redis.set(key, self.worker_id, nx=True, px=ttl_ms)
-        if not holder and (await self.redis.get(key)) != self.worker_id.encode():
+        self._leader = bool(holder) or (await self.redis.get(key)) == self.worker_id.encode()
+        if not self._leader:
             return
         await self.redis.pexpire(key, ttl_ms)
         await tasks.dispatch_due(self.db, self.publisher, self.settings.redispatch_after_s)
+
+    async def _sample_stats(self) -> None:
+        """The dispatching worker alone reports queue gauges, so they are not multiplied."""
+        if not self._leader:
+            self._stats = None
+            return
+        async with self.db.session() as session:
+            self._stats = await stats.sample(session)
+
+    def _fresh_stats(self) -> stats.QueueStats | None:
+        snapshot = self._stats
+        max_age = self.settings.queue_stats_interval_s * 3
+        if snapshot is None or time.monotonic() - snapshot.sampled_at > max_age:
+            return None
+        return snapshot
+
+    def _register_gauges(self) -> None:
+        m = instruments()
+
+        def depth() -> list[tuple[float, dict[str, str]]]:
+            snap = self._fresh_stats()
+            return (
+                []
+                if snap is None
+                else [(v, {"trawl.queue.state": k}) for k, v in snap.depth.items()]
+            )
+
+        def oldest() -> list[tuple[float, dict[str, str]]]:
+            snap = self._fresh_stats()
+            return [] if snap is None else [(snap.oldest_ready_age_s, {})]
+
+        def jobs() -> list[tuple[float, dict[str, str]]]:
+            snap = self._fresh_stats()
+            return (
+                []
+                if snap is None
+                else [(v, {"trawl.job.status": k}) for k, v in snap.jobs_active.items()]
+            )
+
+        m.set_gauge_source("trawl.queue.depth", depth)
+        m.set_gauge_source("trawl.queue.oldest_age", oldest)
+        m.set_gauge_source("trawl.job.active", jobs)
 
     async def _beat(self) -> None:
         await tasks.heartbeat(self.db, self.worker_id)
@@ -94,9 +153,14 @@ class Worker:
         await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
 
     async def run(self) -> None:
-        await self.broker.startup()
+        with quiet():
+            await self.broker.startup()
+        set_tracker(self.tracker)
+        self._register_gauges()
         s = self.settings
         loops = [
+            asyncio.create_task(self.tracker.run(self._stopping)),
+            asyncio.create_task(self._every(s.queue_stats_interval_s, "stats", self._sample_stats)),
             asyncio.create_task(self._every(s.heartbeat_interval_s, "heartbeat", self._beat)),
             asyncio.create_task(
                 self._every(
@@ -132,6 +196,9 @@ class Worker:
         await self.close()
 
     async def close(self) -> None:
+        set_tracker(None)
+        for name in ("trawl.queue.depth", "trawl.queue.oldest_age", "trawl.job.active"):
+            instruments().set_gauge_source(name, None)
         with contextlib.suppress(Exception):
             await self.broker.shutdown()
         await self.ctx.http.aclose()
@@ -141,7 +208,7 @@ class Worker:
 
 async def _main() -> None:
     settings = get_settings()
-    setup_logging(settings)
+    setup_process("worker", settings)
     redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
     worker = Worker(settings, redis_url)
     loop = asyncio.get_running_loop()
@@ -152,6 +219,7 @@ async def _main() -> None:
     finally:
         if embedded is not None:
             embedded.stop()
+        otel.shutdown()
 
 
 def main() -> None:

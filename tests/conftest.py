@@ -23,6 +23,10 @@ from app.settings import Settings
 from app.worker import Worker
 from tests.support.target_site import TargetSite
 
+# Telemetry is off unless a test turns it on with in-memory exporters (tests/test_telemetry*.py):
+# nothing here should try to reach a collector.
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+
 ADMIN_KEY = "test-admin-key-" + "x" * 32
 TEST_DB = os.environ.get("TEST_DB", "sqlite")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

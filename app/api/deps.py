@@ -49,10 +49,13 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_current_key(
+    request: Request,
     session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ApiKey:
-    return await auth_service.authenticate(session, authorization)
+    key = await auth_service.authenticate(session, authorization)
+    request.state.api_key_id = key.id  # error reports name the key by id, never the secret
+    return key
 
 
 CurrentKey = Annotated[ApiKey, Depends(get_current_key)]

@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import otel
 from app.errors import AppError
+from app.telemetry import capture, instruments
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("trawl.api")
@@ -53,8 +55,15 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "")) or "<unmatched>"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if request.method == "POST" and _route(request) == "/v1/jobs":
+        instruments().job_submitted.add(1, {"trawl.submit.outcome": "rejected_invalid"})
     return problem(
         422,
         "Invalid request",
@@ -81,7 +90,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", extra={"http.route": request.url.path})
+    capture(
+        exc,
+        component="api",
+        context={
+            "route": _route(request),
+            "method": request.method,
+            "request_id": otel.current_context().get("http.request.id"),
+            "api_key_id": getattr(request.state, "api_key_id", None),
+        },
+    )
     return problem(
         500,
         "Internal error",

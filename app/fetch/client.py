@@ -150,12 +150,18 @@ async def _fetch(
         return FetchResult(_error_verdict(exc), str(url), redirects=redirects)
 
 
-def make_client(user_agent: str, proxy: str | None = None) -> httpx.AsyncClient:
-    """A client that follows no redirects, ignores proxy environment variables, and pools."""
+def make_client(
+    user_agent: str, *, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """A client that follows no redirects, ignores proxy environment variables, and pools.
+
+    ``transport`` is where tracing (``otel.traced_transport``, which never sends trace context
+    to the site) and proxies plug in.
+    """
     return httpx.AsyncClient(
         follow_redirects=False,
         trust_env=False,
-        proxy=proxy,
+        transport=transport,
         headers={"user-agent": user_agent},
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         timeout=httpx.Timeout(60.0),

@@ -13,17 +13,20 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
+import otel
 from app.db import Database
 from app.db.base import utcnow
 from app.fetch.client import FetchPolicy, FetchResult, fetch
 from app.fetch.extract import ExtractionError, FieldRule, extract
 from app.fetch.outcome import Outcome, Verdict
-from app.job import repository
+from app.job import repository, telemetry
 from app.job.models import Job, Task, TaskStatus
 from app.queue.backoff import retry_delay
 from app.queue.politeness import Grant, Politeness
 from app.settings import Settings
+from app.telemetry import consumer_span, instruments, quiet, tracer
 
 log = logging.getLogger("trawl.worker")
 
@@ -48,37 +51,71 @@ class Attempt:
     data: dict[str, Any] | None = None
 
 
-async def process(ctx: WorkerContext, task_id: str) -> None:
+async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | None = None) -> None:
     async with ctx.db.session() as session:
-        task = await repository.get_task(session, task_id)
-        if task is None or task.status != TaskStatus.QUEUED:
+        with quiet():  # duplicates and early messages make no spans
+            task = await repository.get_task(session, task_id)
+            job = await session.get(Job, task.job_id) if task is not None else None
+        if task is None or job is None or task.status != TaskStatus.QUEUED:
             return
-        if ctx.draining:  # shutting down: hand it straight back to the dispatcher
-            await _defer(ctx, session, task, 0.0)
+        attrs = {
+            "trawl.job.id": job.id,
+            "trawl.task.id": task.id,
+            "trawl.task.attempt": task.attempt + 1,
+            "url.full": redact_url(task.url),
+        }
+        with (
+            consumer_span(carrier, job.traceparent, attrs),
+            otel.bind_context(job_id=job.id, task_id=task.id),
+        ):
+            await _process(ctx, session, task, job)
+
+
+async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> None:
+    if ctx.draining:  # shutting down: hand it straight back to the dispatcher
+        await _defer(session, task, 0.0)
+        return
+    if task.attempt >= task.max_attempts:  # its last attempt died with its worker
+        await _settle_exhausted(session, task)
+        return
+    if task.next_attempt_at > utcnow() + timedelta(seconds=1):
+        return  # an early duplicate: the dispatcher sends it again when due
+    grant = await _acquire_slot(ctx, task.domain)
+    if grant.wait_s > 0:
+        await _defer(session, task, grant.wait_s)
+        telemetry.tasks_enqueued(1, "deferred")
+        return
+    metrics = instruments()
+    try:
+        if not await repository.claim_task(session, task.id, ctx.worker_id):
+            await session.rollback()
             return
-        if task.attempt >= task.max_attempts:  # its last attempt died with its worker
-            await _settle_exhausted(session, task)
-            return
-        if task.next_attempt_at > utcnow() + timedelta(seconds=1):
-            return  # an early duplicate: the dispatcher sends it again when due
-        grant = await _acquire_slot(ctx, task.domain)
-        if grant.wait_s > 0:
-            await _defer(ctx, session, task, grant.wait_s)
-            return
-        try:
-            if not await repository.claim_task(session, task.id, ctx.worker_id):
-                await session.rollback()
-                return
-            await repository.mark_job_started(session, task.job_id)
-            await session.commit()
-            ctx.active.add(task.id)
-            job = await session.get(Job, task.job_id, populate_existing=True)
-            assert job is not None
-            attempt = await _attempt(ctx, task, job)
-        finally:
-            await ctx.politeness.release(task.domain, grant.token)
+        await repository.mark_job_started(session, task.job_id)
+        await session.commit()
+        ctx.active.add(task.id)
+        metrics.active.add(1)
+        metrics.queue_wait.record(
+            max(0.0, (utcnow() - task.enqueued_at).total_seconds()),
+            {"trawl.job.priority": telemetry.priority_name(task.priority)},
+        )
+        job = await session.get(Job, task.job_id, populate_existing=True) or job
+        attempt = await _attempt(ctx, task, job)
+    finally:
+        await ctx.politeness.release(task.domain, grant.token)
+        if task.id in ctx.active:
             ctx.active.discard(task.id)
+            metrics.active.add(-1)
+    with tracer().start_as_current_span("store"):
         await _settle(ctx, session, task, job, attempt)
+
+
+def redact_url(url: str) -> str:
+    """The URL without user-info, for span attributes."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return "<invalid>"
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 async def _acquire_slot(ctx: WorkerContext, domain: str) -> Grant:
@@ -87,13 +124,15 @@ async def _acquire_slot(ctx: WorkerContext, domain: str) -> Grant:
     deadline = asyncio.get_running_loop().time() + ctx.settings.politeness_max_wait_s
     while True:
         grant = await ctx.politeness.acquire(domain, lease_s=lease_s)
-        remaining = deadline - asyncio.get_running_loop().time()
-        if grant.wait_s == 0 or grant.wait_s > remaining:
+        if grant.wait_s == 0:
+            return grant
+        telemetry.throttled(grant.reason)
+        if grant.wait_s > deadline - asyncio.get_running_loop().time():
             return grant
         await asyncio.sleep(grant.wait_s)
 
 
-async def _defer(ctx: WorkerContext, session: Any, task: Task, wait_s: float) -> None:
+async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
     """The domain is busy for a while: hand the task back to the dispatcher, due later."""
     until = utcnow() + timedelta(seconds=wait_s)
     await repository.defer_task(session, task.id, until)
@@ -111,6 +150,7 @@ async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
         headers=dict(job.options.get("headers") or {}),
     )
     result = await fetch(ctx.http, task.url, policy)
+    telemetry.fetch_attempted(result)
     if result.retry_after_s and result.status_code in (429, 503):
         await ctx.politeness.throttle(
             task.domain, min(result.retry_after_s, ctx.settings.retry_after_cap_s)
@@ -118,14 +158,17 @@ async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
     if result.outcome != Outcome.SUCCESS:
         return Attempt(result.verdict, result)
     rules = {name: FieldRule.from_dict(raw) for name, raw in job.extract["fields"].items()}
-    try:
-        data = await asyncio.to_thread(extract, result.text(), rules, result.final_url)
-    except ExtractionError as exc:
-        return Attempt(Verdict(Outcome.EXTRACT_FAILED, False, str(exc)), result)
+    with tracer().start_as_current_span("extract", attributes={"trawl.fields": len(rules)}):
+        try:
+            data = await asyncio.to_thread(extract, result.text(), rules, result.final_url)
+        except ExtractionError as exc:
+            return Attempt(Verdict(Outcome.EXTRACT_FAILED, False, str(exc)), result)
     return Attempt(result.verdict, result, data)
 
 
-async def _settle(ctx: WorkerContext, session: Any, task: Task, job: Job, attempt: Attempt) -> None:
+async def _settle(
+    ctx: WorkerContext, session: AsyncSession, task: Task, job: Job, attempt: Attempt
+) -> None:
     now = utcnow()
     verdict = attempt.verdict
     fetched = attempt.fetched
@@ -171,9 +214,11 @@ async def _settle(ctx: WorkerContext, session: Any, task: Task, job: Job, attemp
         await session.rollback()
         log.warning("task no longer ours; outcome dropped", extra={"task.id": task.id})
         return
-    if not retry:
-        await _count(session, task.job_id, values["status"])
+    finished = None if retry else await _count(session, task.job_id, values["status"])
     await session.commit()
+    telemetry.attempt_settled(verdict.outcome.value, final=not retry, attempts=task.attempt + 1)
+    if finished is not None:
+        telemetry.job_finished(finished)
     log.info(
         "task attempt settled",
         extra={
@@ -194,8 +239,8 @@ def _final_status(outcome: Outcome) -> TaskStatus:
     return TaskStatus.FAILED
 
 
-async def _count(session: Any, job_id: str, status: TaskStatus) -> None:
-    await repository.count_tasks(
+async def _count(session: AsyncSession, job_id: str, status: TaskStatus) -> Job | None:
+    return await repository.count_tasks(
         session,
         job_id,
         succeeded=int(status == TaskStatus.SUCCEEDED),
@@ -204,7 +249,7 @@ async def _count(session: Any, job_id: str, status: TaskStatus) -> None:
     )
 
 
-async def _settle_exhausted(session: Any, task: Task) -> None:
+async def _settle_exhausted(session: AsyncSession, task: Task) -> None:
     outcome = task.last_outcome or Outcome.TIMEOUT.value
     done = await repository.settle_queued_task(
         session,
@@ -216,6 +261,9 @@ async def _settle_exhausted(session: Any, task: Task) -> None:
             "error": {"outcome": outcome, "message": "worker lost during the last attempt"},
         },
     )
-    if done:
-        await _count(session, task.job_id, TaskStatus.FAILED)
+    finished = await _count(session, task.job_id, TaskStatus.FAILED) if done else None
     await session.commit()
+    if done:
+        telemetry.attempt_settled(outcome, final=True, attempts=task.attempt)
+    if finished is not None:
+        telemetry.job_finished(finished)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.ids import new_id
-from app.job import repository
+from app.job import repository, telemetry
 from app.job.errors import (
     IdempotencyConflict,
     InvalidCursor,
@@ -123,13 +123,15 @@ async def submit(
     pool = payload.options.proxy_pool
     if pool is not None and (pools is None or not await pools.exists(pool)):
         errors.append(_problem(["options", "proxy_pool"], f"unknown proxy pool {pool!r}"))
+    priority = payload.options.priority.value
     if errors:
+        telemetry.job_submitted("rejected_invalid", priority)
         raise InvalidJob("The job was rejected; see 'errors' for each problem.", errors=errors)
     digest = request_hash(payload)
     if idempotency_key:
         existing = await repository.by_idempotency_key(session, api_key_id, idempotency_key)
         if existing is not None:
-            return _replay(existing, digest)
+            return _replay(existing, digest, priority)
     job = _new_job(api_key_id, payload, digest, idempotency_key, settings, traceparent)
     tasks = _new_tasks(job, payload)
     session.add(job)
@@ -143,15 +145,18 @@ async def submit(
         existing = await repository.by_idempotency_key(session, api_key_id, idempotency_key)
         if existing is None:
             raise
-        return _replay(existing, digest)
+        return _replay(existing, digest, priority)
+    telemetry.job_submitted("accepted", priority)
     return Submitted(job, [t.id for t in tasks], created=True)
 
 
-def _replay(existing: Job, digest: str) -> Submitted:
+def _replay(existing: Job, digest: str, priority: str) -> Submitted:
     if existing.request_hash != digest:
+        telemetry.job_submitted("rejected_conflict", priority)
         raise IdempotencyConflict(
             "This Idempotency-Key was already used with a different request body."
         )
+    telemetry.job_submitted("duplicate", priority)
     return Submitted(existing, [], created=False)
 
 
@@ -223,9 +228,11 @@ async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
         job.status = JobStatus.CANCELLING
         await session.flush()
     cancelled = await repository.cancel_queued_tasks(session, job.id)
-    await repository.count_tasks(session, job.id, cancelled=cancelled)
+    finished = await repository.count_tasks(session, job.id, cancelled=cancelled)
     await session.commit()
     await session.refresh(job)
+    if finished is not None:
+        telemetry.job_finished(finished)
     return job
 
 

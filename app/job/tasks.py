@@ -6,38 +6,66 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
+from opentelemetry.trace import SpanKind
+
 from app.db import Database
 from app.db.base import utcnow
-from app.job import processing, repository
-from app.queue.broker import Publisher
+from app.job import processing, repository, telemetry
+from app.queue.broker import SCRAPE_TASK, Publisher
+from app.telemetry import capture, inject, instruments, tracer
 
 log = logging.getLogger("trawl.dispatcher")
 
 DISPATCH_BATCH = 500
+Handler = Callable[[str, dict[str, str] | None], Awaitable[None]]
 
 
-def make_handler(ctx: processing.WorkerContext) -> Callable[[str], Awaitable[None]]:
-    async def scrape(task_id: str) -> None:
-        await processing.process(ctx, task_id)
+def make_handler(ctx: processing.WorkerContext) -> Handler:
+    async def scrape(task_id: str, carrier: dict[str, str] | None = None) -> None:
+        try:
+            await processing.process(ctx, task_id, carrier)
+        except Exception as exc:  # the task stays running; the reaper requeues it
+            capture(
+                exc, component="worker", context={"task_id": task_id, "worker_id": ctx.worker_id}
+            )
 
     return scrape
 
 
-async def publish_tasks(db: Database, publisher: Publisher, task_ids: Sequence[str]) -> int:
-    """Send tasks to the queue and record it. A failure leaves them to the dispatcher."""
+async def publish_tasks(
+    db: Database, publisher: Publisher, task_ids: Sequence[str], *, reason: str = "new"
+) -> int:
+    """Send tasks to the queue and record it. A failure leaves them to the dispatcher.
+
+    One PRODUCER span covers the batch; its context goes into every message, so each task's
+    CONSUMER span continues the submitting request's trace.
+    """
     sent: list[str] = []
-    try:
-        for task_id in task_ids:
-            await publisher.publish(task_id)
-            sent.append(task_id)
-    except Exception as exc:  # the queue is down: SQL still has every task
-        log.warning(
-            "queue publish failed; the dispatcher will retry",
-            extra={"error.type": type(exc).__name__, "unsent": len(task_ids) - len(sent)},
-        )
+    with tracer().start_as_current_span(
+        f"{SCRAPE_TASK} publish",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.operation.type": "send",
+            "messaging.system": "redis",
+            "messaging.destination.name": "tasks",
+            "messaging.batch.message_count": len(task_ids),
+        },
+    ):
+        carrier = inject()
+        try:
+            for task_id in task_ids:
+                await publisher.publish(task_id, carrier)
+                sent.append(task_id)
+        except Exception as exc:  # the queue is down: SQL still has every task
+            log.warning(
+                "queue publish failed; the dispatcher will retry",
+                extra={"error.type": type(exc).__name__, "unsent": len(task_ids) - len(sent)},
+            )
     if sent:
         async with db.transaction() as session:
             await repository.mark_dispatched(session, sent)
+    if reason == "new":
+        telemetry.tasks_enqueued(len(task_ids), "new")
     return len(sent)
 
 
@@ -50,13 +78,15 @@ async def dispatch_due(db: Database, publisher: Publisher, redispatch_after_s: f
         )
     if not due:
         return 0
-    return await publish_tasks(db, publisher, due)
+    return await publish_tasks(db, publisher, due, reason="dispatch")
 
 
 async def reap(db: Database, stale_after_s: float) -> int:
     async with db.transaction() as session:
         count = await repository.reap_stale(session, utcnow() - timedelta(seconds=stale_after_s))
     if count:
+        instruments().reaped.add(count)
+        telemetry.tasks_enqueued(count, "reaped")
         log.warning("requeued tasks of lost workers", extra={"tasks": count})
     return count
 

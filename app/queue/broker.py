@@ -8,7 +8,6 @@ with a compare-and-set before it runs it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
@@ -49,10 +48,15 @@ class Publisher:
     def __init__(self, broker: RedisStreamBroker) -> None:
         self.broker = broker
 
-    async def publish(self, task_id: str, labels: dict[str, Any] | None = None) -> None:
-        kicker: AsyncKicker[[str], None] = AsyncKicker(SCRAPE_TASK, self.broker, dict(labels or {}))
-        await kicker.kiq(task_id)
+    async def publish(self, task_id: str, carrier: dict[str, str] | None = None) -> None:
+        """``carrier`` is W3C trace context for the consumer span (empty from the dispatcher)."""
+        kicker: AsyncKicker[[str, dict[str, str] | None], None] = AsyncKicker(
+            SCRAPE_TASK, self.broker, {}
+        )
+        await kicker.kiq(task_id, carrier or None)
 
 
-def register_handler(broker: RedisStreamBroker, handler: Callable[[str], Awaitable[None]]) -> None:
+def register_handler(
+    broker: RedisStreamBroker, handler: Callable[[str, dict[str, str] | None], Awaitable[None]]
+) -> None:
     broker.register_task(handler, task_name=SCRAPE_TASK)

@@ -53,3 +53,13 @@ def _restore_root_logger() -> Iterator[None]:
         if h not in handlers:
             root.removeHandler(h)
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _telemetry_enabled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The suite disables the SDK by default (tests/conftest.py); these tests need it on and
+    start from no configured providers."""
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    _setup.reset()
+    yield
+    _setup.reset()

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import AdminKey, SessionDep
+from app.error_group import repository
+from app.error_group import service as error_service
+from app.error_group.schemas import ErrorGroupRead
+
+router = APIRouter(prefix="/v1/errors", tags=["errors"])
+
+
+@router.get("", response_model=list[ErrorGroupRead])
+async def list_error_groups(
+    _: AdminKey,
+    session: SessionDep,
+    status: Literal["open", "resolved"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> list[ErrorGroupRead]:
+    groups = await repository.list_groups(session, status, limit)
+    return [ErrorGroupRead.model_validate(g) for g in groups]
+
+
+@router.post("/{key}/resolve", response_model=ErrorGroupRead)
+async def resolve_error_group(key: str, _: AdminKey, session: SessionDep) -> ErrorGroupRead:
+    group = await error_service.resolve(session, key)
+    await session.commit()
+    return ErrorGroupRead.model_validate(group)

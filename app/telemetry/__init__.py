@@ -1,0 +1,19 @@
+"""Trawl's use of telemetry: the metric catalogue, trace helpers, error capture, process setup.
+
+Business code uses the OpenTelemetry API only; the SDK is set up by the ``otel`` package.
+"""
+
+from app.telemetry.errors import capture
+from app.telemetry.metrics import CATALOGUE, instruments
+from app.telemetry.tracing import consumer_span, current_traceparent, inject, quiet, tracer
+
+__all__ = [
+    "CATALOGUE",
+    "capture",
+    "consumer_span",
+    "current_traceparent",
+    "inject",
+    "instruments",
+    "quiet",
+    "tracer",
+]

@@ -1,0 +1,80 @@
+"""Trace helpers for the job path: context in queue messages, consumer spans, links on retry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from app.queue.broker import SCRAPE_TASK
+
+_W3C = TraceContextTextMapPropagator()
+
+__all__ = ["consumer_span", "current_traceparent", "inject", "quiet", "tracer"]
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("trawl")
+
+
+def inject() -> dict[str, str]:
+    """W3C trace context of the current span, for a queue message (never for third parties)."""
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier
+
+
+def current_traceparent() -> str | None:
+    return inject().get("traceparent")
+
+
+def _link(traceparent: str | None) -> list[Link]:
+    if not traceparent:
+        return []
+    span_ctx = trace.get_current_span(_W3C.extract({"traceparent": traceparent})).get_span_context()
+    return [Link(span_ctx)] if span_ctx.is_valid else []
+
+
+@contextmanager
+def consumer_span(
+    carrier: Mapping[str, str] | None, job_traceparent: str | None, attributes: dict[str, Any]
+) -> Iterator[trace.Span]:
+    """The CONSUMER span of one task attempt.
+
+    A message sent from the submitting request carries its context: the attempt continues that
+    trace. A message sent later (retry, reaper, dispatcher) starts a new trace linked to the
+    job's original one, so a retry hours later does not stretch the request's trace.
+    """
+    # A fresh base context: the poll loop that spawned this handler runs with instrumentation
+    # suppressed (no spans nobody reads), and none of that must leak into the task's trace.
+    ctx = propagate.extract(dict(carrier or {}), context=context.Context())
+    has_parent = trace.get_current_span(ctx).get_span_context().is_valid
+    links = [] if has_parent else _link(job_traceparent)
+    token = context.attach(ctx)
+    try:
+        with tracer().start_as_current_span(
+            f"{SCRAPE_TASK} process",
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.system": "redis",
+                "messaging.destination.name": "tasks",
+                **attributes,
+            },
+        ) as span:
+            yield span
+    finally:
+        context.detach(token)
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """No spans from instrumented libraries: for poll loops that nobody would read."""
+    with suppress_instrumentation():
+        yield
