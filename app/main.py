@@ -24,6 +24,7 @@ from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.queue import Publisher, build_broker
 from app.settings import Settings, get_settings
+from app.telemetry import quiet
 from app.telemetry.errors import set_tracker
 from app.telemetry.setup import setup_process
 from otel.asgi import TelemetryMiddleware
@@ -54,13 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
         otel.instrument_sqlalchemy(db.engine)
         otel.instrument_redis()
-        await _bootstrap_admin(db, settings)
         broker = build_broker(redis_url, settings.redis_prefix, maxlen=settings.stream_maxlen)
-        await broker.startup()
         tracker = ErrorTracker(db, settings.error_flush_interval_s)
-        set_tracker(tracker)
         stop = asyncio.Event()
-        flusher = asyncio.create_task(tracker.run(stop))
+        with quiet():  # start-up and the flush loop make no spans
+            await _bootstrap_admin(db, settings)
+            await broker.startup()
+            set_tracker(tracker)
+            flusher = asyncio.create_task(tracker.run(stop))
         app.state.services = Services(settings=settings, db=db, publisher=Publisher(broker))
         log.info("api started", extra={"deployment.environment": settings.environment})
         try:

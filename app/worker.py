@@ -152,11 +152,7 @@ class Worker:
         ttl = int(self.settings.stale_after_s)
         await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
 
-    async def run(self) -> None:
-        with quiet():
-            await self.broker.startup()
-        set_tracker(self.tracker)
-        self._register_gauges()
+    def _start_loops(self) -> tuple[list[asyncio.Task[None]], asyncio.Task[None]]:
         s = self.settings
         loops = [
             asyncio.create_task(self.tracker.run(self._stopping)),
@@ -179,6 +175,16 @@ class Worker:
                 propagate_exceptions=False,
             )
         )
+        return loops, receiver
+
+    async def run(self) -> None:
+        # Startup and the poll loops make no spans (nobody reads them); each task handler
+        # opens its own trace. Tasks created here inherit the suppressed context.
+        with quiet():
+            await self.broker.startup()
+            set_tracker(self.tracker)
+            self._register_gauges()
+            loops, receiver = self._start_loops()
         log.info("worker started", extra={"worker.id": self.worker_id})
         await self._stopping.wait()
         log.info("worker draining", extra={"active": len(self.ctx.active)})

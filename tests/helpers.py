@@ -30,7 +30,11 @@ async def wait_job(
         if body["status"] in until:
             return body
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"job {job_id} still {body['status']}: {body['progress']}")
+            tasks = (await client.get(f"/v1/jobs/{job_id}/results", params={"limit": 100})).json()
+            states = [(t["url"], t["status"], t["attempts"], t["outcome"]) for t in tasks["items"]]
+            raise AssertionError(
+                f"job {job_id} still {body['status']}: {body['progress']} {states}"
+            )
         await asyncio.sleep(0.05)
 
 

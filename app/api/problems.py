@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import otel
 from app.errors import AppError
@@ -89,28 +90,55 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, title, str(exc.detail), slug=slug, instance=request.url.path)
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    capture(
-        exc,
-        component="api",
-        context={
-            "route": _route(request),
-            "method": request.method,
-            "request_id": otel.current_context().get("http.request.id"),
-            "api_key_id": getattr(request.state, "api_key_id", None),
-        },
-    )
-    return problem(
-        500,
-        "Internal error",
-        "The server failed to handle this request.",
-        slug="internal-error",
-        instance=request.url.path,
-    )
+class UnhandledErrors:
+    """Innermost safety net: an exception that escaped every handler becomes a 500 problem.
+
+    It runs inside the request-id and telemetry middlewares, so the capture sees the request's
+    id, span and key, and the response still carries ``X-Request-ID``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            request = Request(scope)
+            capture(
+                exc,
+                component="api",
+                context={
+                    "route": _route(request),
+                    "method": request.method,
+                    "request_id": otel.current_context().get("http.request.id"),
+                    "api_key_id": getattr(request.state, "api_key_id", None),
+                },
+            )
+            if started:
+                raise
+            response = problem(
+                500,
+                "Internal error",
+                "The server failed to handle this request.",
+                slug="internal-error",
+                instance=request.url.path,
+            )
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unhandled)
+    app.add_middleware(UnhandledErrors)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from app.settings import Settings
 from app.telemetry import consumer_span, instruments, quiet, tracer
 
 log = logging.getLogger("trawl.worker")
+_jitter = random.SystemRandom()
 
 
 @dataclass
@@ -133,8 +135,11 @@ async def _acquire_slot(ctx: WorkerContext, domain: str) -> Grant:
 
 
 async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
-    """The domain is busy for a while: hand the task back to the dispatcher, due later."""
-    until = utcnow() + timedelta(seconds=wait_s)
+    """The domain is busy for a while: hand the task back to the dispatcher, due later.
+
+    Jitter spreads the tasks that waited on the same domain, so they do not return together.
+    """
+    until = utcnow() + timedelta(seconds=wait_s * (1 + _jitter.random()))
     await repository.defer_task(session, task.id, until)
     await session.commit()
     log.debug("task deferred by politeness", extra={"task.id": task.id, "wait_s": wait_s})

@@ -231,6 +231,16 @@ async def due_undispatched(
     return list(result.scalars())
 
 
+async def unmark_dispatched(session: AsyncSession, task_ids: Sequence[str]) -> None:
+    if task_ids:
+        await session.execute(
+            update(Task)
+            .where(and_(Task.id.in_(task_ids), Task.status == TaskStatus.QUEUED))
+            .values(dispatched_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
 async def mark_dispatched(session: AsyncSession, task_ids: Sequence[str]) -> None:
     if task_ids:
         await session.execute(

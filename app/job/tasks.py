@@ -37,10 +37,12 @@ async def publish_tasks(
 ) -> int:
     """Send tasks to the queue and record it. A failure leaves them to the dispatcher.
 
-    One PRODUCER span covers the batch; its context goes into every message, so each task's
-    CONSUMER span continues the submitting request's trace.
+    For a new job one PRODUCER span covers the batch and its context goes into every message,
+    so each task's CONSUMER span continues the submitting request's trace. The dispatcher sends
+    without context: those attempts start new traces, linked to the job's.
     """
-    sent: list[str] = []
+    if reason != "new":
+        return await _send(db, publisher, task_ids, None)
     with tracer().start_as_current_span(
         f"{SCRAPE_TASK} publish",
         kind=SpanKind.PRODUCER,
@@ -51,21 +53,30 @@ async def publish_tasks(
             "messaging.batch.message_count": len(task_ids),
         },
     ):
-        carrier = inject()
-        try:
-            for task_id in task_ids:
-                await publisher.publish(task_id, carrier)
-                sent.append(task_id)
-        except Exception as exc:  # the queue is down: SQL still has every task
-            log.warning(
-                "queue publish failed; the dispatcher will retry",
-                extra={"error.type": type(exc).__name__, "unsent": len(task_ids) - len(sent)},
-            )
-    if sent:
+        sent = await _send(db, publisher, task_ids, inject())
+    telemetry.tasks_enqueued(len(task_ids), "new")
+    return sent
+
+
+async def _send(
+    db: Database, publisher: Publisher, task_ids: Sequence[str], carrier: dict[str, str] | None
+) -> int:
+    # Marked before the send: a worker may take the message and defer the task (clearing the
+    # mark) before a later write could land, which would strand it as "sent".
+    async with db.transaction() as session:
+        await repository.mark_dispatched(session, task_ids)
+    sent: list[str] = []
+    try:
+        for task_id in task_ids:
+            await publisher.publish(task_id, carrier)
+            sent.append(task_id)
+    except Exception as exc:  # the queue is down: SQL still has every task
+        log.warning(
+            "queue publish failed; the dispatcher will retry",
+            extra={"error.type": type(exc).__name__, "unsent": len(task_ids) - len(sent)},
+        )
         async with db.transaction() as session:
-            await repository.mark_dispatched(session, sent)
-    if reason == "new":
-        telemetry.tasks_enqueued(len(task_ids), "new")
+            await repository.unmark_dispatched(session, task_ids[len(sent) :])
     return len(sent)
 
 

@@ -15,14 +15,16 @@ from redis.asyncio import Redis
 
 _ACQUIRE = """
 local leases, next_key, throttle_key = KEYS[1], KEYS[2], KEYS[3]
-local now, lease_ms, limit, interval_ms, token =
-  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local now, lease_ms, limit, interval_ms, token, busy_retry_ms =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5],
+  tonumber(ARGV[6])
 local throttled = tonumber(redis.call('GET', throttle_key) or '0')
 if throttled > now then return {throttled - now, 1} end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 if redis.call('ZCARD', leases) >= limit then
+  -- a lease is released when its fetch ends, which we cannot know: look again in a while
   local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
-  return {math.max(tonumber(first[2]) - now, 10), 2}
+  return {math.min(math.max(tonumber(first[2]) - now, 10), busy_retry_ms), 2}
 end
 local next_at = tonumber(redis.call('GET', next_key) or '0')
 if next_at > now then return {next_at - now, 3} end
@@ -42,6 +44,7 @@ return 1
 """
 
 WAIT_REASONS = {1: "throttled", 2: "concurrency", 3: "rate"}
+BUSY_RETRY_MS = 1000  # when every slot of a domain is taken, look again after about this
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,14 @@ class Politeness:
         now = int(time.time() * 1000)
         wait_ms, code = await self._acquire(
             keys=self._keys(domain),
-            args=[now, int(lease_s * 1000), self.concurrency, self.interval_ms, token],
+            args=[
+                now,
+                int(lease_s * 1000),
+                self.concurrency,
+                self.interval_ms,
+                token,
+                BUSY_RETRY_MS,
+            ],
         )
         return Grant(int(wait_ms) / 1000, WAIT_REASONS.get(int(code)), token)
 

@@ -56,15 +56,17 @@ def type_name(exc: BaseException) -> str:
 
 
 def culprit(exc: BaseException) -> str:
-    """The innermost in-app frame as ``module.function`` (no line number)."""
+    """The innermost in-app frame as ``module.function`` (no line number); the innermost frame
+    of all when none is in-app."""
     tb: TracebackType | None = exc.__traceback__
-    found = "<unknown>"
+    in_app = last = "<unknown>"
     while tb is not None:
         module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        last = f"{module}.{tb.tb_frame.f_code.co_name}"
         if module.split(".")[0] in IN_APP:
-            found = f"{module}.{tb.tb_frame.f_code.co_name}"
+            in_app = last
         tb = tb.tb_next
-    return found
+    return in_app if in_app != "<unknown>" else last
 
 
 def capture(exc: BaseException, *, component: str, context: dict[str, Any]) -> str:
