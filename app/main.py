@@ -13,7 +13,7 @@ from app import __version__
 from app.api import problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit
-from app.api.routes import api_keys, jobs
+from app.api.routes import api_keys, jobs, proxies, webhooks
 from app.auth import service as auth_service
 from app.db import Database
 from app.db.migrate import upgrade
@@ -65,4 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)
     app.include_router(api_keys.router)
+    app.include_router(proxies.router)
+    app.include_router(webhooks.router)
     return app

@@ -2,5 +2,16 @@
 
 from app.auth.models import ApiKey
 from app.job.models import Job, Task
+from app.proxy.models import Proxy, ProxyPoolConfig
+from app.webhook.models import WebhookAttempt, WebhookDelivery, WebhookEndpointDisabled
 
-__all__ = ["ApiKey", "Job", "Task"]
+__all__ = [
+    "ApiKey",
+    "Job",
+    "Proxy",
+    "ProxyPoolConfig",
+    "Task",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpointDisabled",
+]

@@ -111,6 +111,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
         "politeness_max_wait_s": 0.5,
         "default_timeout_s": 5.0,
         "max_response_bytes": 200_000,
+        # the suite's target site is on loopback; SSRF tests build settings with this false
+        "allow_private_targets": True,
     }
     values.update(overrides)
     return Settings(**values)

@@ -36,6 +36,7 @@ def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "TRAWL_DISPATCH_INTERVAL_S": str(settings.dispatch_interval_s),
         "TRAWL_DOMAIN_RATE_PER_S": "1000",
         "TRAWL_LOG_LEVEL": "WARNING",
+        "TRAWL_ALLOW_PRIVATE_TARGETS": "true",
     }
     return subprocess.Popen([sys.executable, "-m", "app.worker"], env=env)
 
