@@ -22,7 +22,9 @@ def page(n: str) -> bytes:
 class TargetSite:
     """Routes: /page/N, /slow?delay=S, /status/CODE, /ratelimit?retry_after=S,
     /flaky/KEY?fail=N&code=C, /redirect?to=PATH, /redirect-loop, /large?bytes=N, /captcha,
-    /hang (accepts and never answers within any sane timeout)."""
+    /hang (accepts and never answers within any sane timeout), /ban-some?names=a,b (403 when the
+    ``X-Test-Proxy`` header of the test forward proxy names a banned proxy), /whoami (a page
+    titled with that proxy name)."""
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
@@ -102,6 +104,14 @@ class TargetSite:
             self._send(h, 302, b"", {"location": "/redirect-loop"})
         elif path == "/large":
             self._send(h, 200, b"<html>" + b"x" * int(q.get("bytes", "100000")) + b"</html>")
+        elif path == "/ban-some":
+            banned = set(q.get("names", "").split(","))
+            if h.headers.get("x-test-proxy", "") in banned:
+                self._send(h, 403, b"<html>banned</html>")
+            else:
+                self._send(h, 200, page(h.headers.get("x-test-proxy", "direct")))
+        elif path == "/whoami":
+            self._send(h, 200, page(h.headers.get("x-test-proxy", "direct")))
         elif path == "/captcha":
             self._send(h, 200, b"<html><div class='g-recaptcha'></div></html>")
         else:
