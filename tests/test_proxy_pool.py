@@ -169,7 +169,7 @@ async def test_banned_proxy_cools_down_then_recovers(
 async def test_backoff_grows_and_dead_after_consecutive_failures(
     rotator: ProxyRotator, db: Database, psettings: Settings
 ) -> None:
-    pool, [pid] = await add_pool(db, psettings, fake_urls(1))
+    pool, [_pid] = await add_pool(db, psettings, fake_urls(1))
     sel = await rotator.select(pool, job_id="j", domain="d")
     assert sel is not None
     cooldowns = []
@@ -190,7 +190,7 @@ async def test_backoff_grows_and_dead_after_consecutive_failures(
 async def test_rate_limit_and_target_errors_do_not_burn_proxies(
     rotator: ProxyRotator, db: Database, psettings: Settings
 ) -> None:
-    pool, [pid] = await add_pool(db, psettings, fake_urls(1))
+    pool, [_pid] = await add_pool(db, psettings, fake_urls(1))
     sel = await rotator.select(pool, job_id="j", domain="d")
     assert sel is not None
     for outcome in [Outcome.RATE_LIMITED] * 10 + [Outcome.HTTP_ERROR, Outcome.EXTRACT_FAILED]:
@@ -214,7 +214,7 @@ async def test_no_proxy_available_and_unknown_pool(
 async def test_sticky_per_job_and_domain(
     rotator: ProxyRotator, db: Database, psettings: Settings
 ) -> None:
-    pool, ids = await add_pool(db, psettings, fake_urls(3), sticky=True)
+    pool, _ids = await add_pool(db, psettings, fake_urls(3), sticky=True)
     first = await rotator.select(pool, job_id="s", domain="a.test")
     assert first is not None and first.reason == RotationReason.STRATEGY
     for _ in range(3):
@@ -243,7 +243,7 @@ async def test_metrics_count_requests_rotations_and_pool_size(
     rotator: ProxyRotator, db: Database, psettings: Settings, reader: InMemoryMetricReader
 ) -> None:
     secret_url = f"http://user:s3cret@127.0.0.1:{closed_port()}"
-    pool, ids = await add_pool(db, psettings, [secret_url, *fake_urls(1)])
+    pool, _ids = await add_pool(db, psettings, [secret_url, *fake_urls(1)])
     sel = await rotator.select(pool, job_id="m", domain="d")
     assert sel is not None
     await rotator.report(sel, Outcome.BLOCKED)

@@ -104,15 +104,16 @@ class TargetSite:
             self._send(h, 302, b"", {"location": "/redirect-loop"})
         elif path == "/large":
             self._send(h, 200, b"<html>" + b"x" * int(q.get("bytes", "100000")) + b"</html>")
-        elif path == "/ban-some":
-            banned = set(q.get("names", "").split(","))
-            if h.headers.get("x-test-proxy", "") in banned:
-                self._send(h, 403, b"<html>banned</html>")
-            else:
-                self._send(h, 200, page(h.headers.get("x-test-proxy", "direct")))
-        elif path == "/whoami":
-            self._send(h, 200, page(h.headers.get("x-test-proxy", "direct")))
+        elif path in ("/ban-some", "/whoami"):
+            self._proxy_aware(h, path, q)
         elif path == "/captcha":
             self._send(h, 200, b"<html><div class='g-recaptcha'></div></html>")
         else:
             self._send(h, 404, b"<html>not found</html>")
+
+    def _proxy_aware(self, h: BaseHTTPRequestHandler, path: str, q: dict[str, str]) -> None:
+        via = h.headers.get("x-test-proxy", "direct")
+        if path == "/ban-some" and via in set(q.get("names", "").split(",")):
+            self._send(h, 403, b"<html>banned</html>")
+        else:
+            self._send(h, 200, page(via))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -77,7 +78,5 @@ class WebhookReceiver:
         for k, v in headers.items():
             h.send_header(k, v)
         h.end_headers()
-        try:
+        with contextlib.suppress(OSError):
             h.wfile.write(b"ok")
-        except OSError:
-            pass
