@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Local development only: lets `make run` scrape loopback/private pages (the README example).
 run: install
-	$(PY) -m app.run
+	TRAWL_ALLOW_PRIVATE_TARGETS=true $(PY) -m app.run
 
 api: install
 	$(PY) -m uvicorn app.main:create_app --factory --host 127.0.0.1 --port 8000

@@ -16,7 +16,7 @@ from app.api import problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit
 from app.api.request_id import RequestIdMiddleware
-from app.api.routes import api_keys, errors, jobs
+from app.api.routes import api_keys, errors, jobs, proxies, webhooks
 from app.auth import service as auth_service
 from app.db import Database
 from app.db.migrate import upgrade
@@ -92,4 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(api_keys.router)
     app.include_router(errors.router)
+    app.include_router(proxies.router)
+    app.include_router(webhooks.router)
     return app

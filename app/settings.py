@@ -16,6 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["local", "test", "staging", "production"]
 
 _MIN_ADMIN_KEY_LENGTH = 32
+_MIN_SECRET_KEY_LENGTH = 32
+# Local/test only: a fixed, PUBLIC development key. Anything encrypted with it is readable by
+# anyone who has this source code, which is why staging/production refuse to start without
+# TRAWL_SECRET_KEY.
+INSECURE_DEV_SECRET_KEY = "trawl-insecure-development-secret-key-do-not-use-in-production"  # noqa: S105
 
 
 class Settings(BaseSettings):
@@ -87,6 +92,35 @@ class Settings(BaseSettings):
     domain_rate_per_s: float = Field(default=5.0, gt=0)
     politeness_max_wait_s: float = Field(default=2.0, ge=0)
 
+    # Secrets at rest (proxy credentials, webhook signing secrets): Fernet, key derived from this
+    secret_key: SecretStr | None = None
+
+    # SSRF: private, loopback, link-local... targets and webhook URLs are refused unless true
+    allow_private_targets: bool = False
+    ssrf_resolve_timeout_s: float = Field(default=2.0, gt=0)
+
+    # Proxy pools: health shared through Redis
+    proxy_cooldown_base_s: float = Field(default=30.0, gt=0)
+    proxy_cooldown_cap_s: float = Field(default=3600.0, gt=0)
+    proxy_cooldown_jitter: float = Field(default=0.2, ge=0, lt=1)
+    proxy_dead_after: int = Field(default=5, ge=1)
+    proxy_dead_retry_s: float = Field(default=3600.0, gt=0)
+    proxy_score_alpha: float = Field(default=0.2, gt=0, le=1)
+    proxy_sticky_ttl_s: float = Field(default=600.0, gt=0)
+    proxy_config_refresh_s: float = Field(default=5.0, ge=0)
+
+    # Webhooks: outbox delivery
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0]
+    )
+    webhook_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    webhook_secret_overlap_s: float = Field(default=86400.0, ge=0)
+    webhook_sending_timeout_s: float = Field(default=120.0, gt=0)
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
+    webhook_concurrency: int = Field(default=10, ge=1, le=500)
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
@@ -96,6 +130,13 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def effective_secret_key(self) -> str:
+        """``TRAWL_SECRET_KEY``, or the public development key (local/test only)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return INSECURE_DEV_SECRET_KEY
 
     @model_validator(mode="after")
     def _refuse_insecure_defaults(self) -> Settings:
@@ -110,6 +151,13 @@ class Settings(BaseSettings):
                 problems.append("REDIS_URL must be set: the embedded Redis is for local use only")
             if self.database_url is None:
                 problems.append("DATABASE_URL must be set: the SQLite default is for local use")
+            if self.secret_key is None:
+                problems.append("TRAWL_SECRET_KEY must be set outside local development")
+        secret = self.secret_key.get_secret_value() if self.secret_key else None
+        if secret is not None and len(secret) < _MIN_SECRET_KEY_LENGTH:
+            problems.append(f"TRAWL_SECRET_KEY must be at least {_MIN_SECRET_KEY_LENGTH} chars")
+        if any(s <= 0 for s in self.webhook_retry_schedule_s):
+            problems.append("TRAWL_WEBHOOK_RETRY_SCHEDULE_S must hold positive delays")
         if self.default_timeout_s > self.max_timeout_s:
             problems.append("TRAWL_DEFAULT_TIMEOUT_S exceeds TRAWL_MAX_TIMEOUT_S")
         if problems:

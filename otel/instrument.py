@@ -10,6 +10,8 @@ import logging
 import threading
 from typing import Any
 
+from opentelemetry import trace
+
 import otel._semconv  # noqa: F401  (must run before contrib imports)
 
 __all__ = ["instrument_redis", "instrument_sqlalchemy"]
@@ -17,6 +19,7 @@ __all__ = ["instrument_redis", "instrument_sqlalchemy"]
 _log = logging.getLogger("otel")
 _lock = threading.Lock()
 _sqla_engines: set[int] = set()
+_redis_provider: int | None = None
 
 
 def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> bool:
@@ -72,9 +75,16 @@ def instrument_redis(client: Any | None = None) -> bool:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
         if client is None:
+            global _redis_provider
             inst = RedisInstrumentor()
-            if not inst.is_instrumented_by_opentelemetry:
-                inst.instrument()
+            provider = id(trace.get_tracer_provider())
+            with _lock:
+                if inst.is_instrumented_by_opentelemetry and _redis_provider != provider:
+                    # the tracer was bound to a provider since replaced (fork child, tests)
+                    inst.uninstrument()
+                if not inst.is_instrumented_by_opentelemetry:
+                    inst.instrument()
+                    _redis_provider = provider
         else:
             RedisInstrumentor.instrument_client(client)
         return True

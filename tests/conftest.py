@@ -23,9 +23,10 @@ from app.settings import Settings
 from app.worker import Worker
 from tests.support.target_site import TargetSite
 
-# Telemetry is off unless a test turns it on with in-memory exporters (tests/test_telemetry*.py):
-# nothing here should try to reach a collector.
-os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+# The SDK stays on (tests build their own providers and in-memory readers), but nothing exports
+# unless a test installs in-memory exporters: nothing here should try to reach a collector.
+for _signal in ("TRACES", "METRICS", "LOGS"):
+    os.environ.setdefault(f"OTEL_{_signal}_EXPORTER", "none")
 
 ADMIN_KEY = "test-admin-key-" + "x" * 32
 TEST_DB = os.environ.get("TEST_DB", "sqlite")
@@ -70,31 +71,55 @@ def _pg_admin(url: str) -> Any:
     return asyncpg.connect(url)
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if TEST_DB == "sqlite":
-        path = tmp_path_factory.mktemp("db") / "trawl.db"
-        url = f"sqlite+aiosqlite:///{path}"
-        upgrade(url)
-        yield url
-        return
-    name = f"trawl_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+class Databases:
+    """Creates migrated databases (SQLite files or PostgreSQL databases) and drops them at the
+    end. Tests whose workers dispatch must own their database: a dispatcher sends every due
+    task it finds, so two stacks sharing one database would take each other's tasks."""
 
-    async def admin(sql: str) -> None:
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self.tmp = tmp
+        self.created: list[str] = []
+
+    @staticmethod
+    async def _admin(sql: str) -> None:
         conn = await _pg_admin(POSTGRES_URL)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = (
-        POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-        + f"/{name}"
-    )
-    upgrade(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    def new(self) -> str:
+        if TEST_DB == "sqlite":
+            url = f"sqlite+aiosqlite:///{self.tmp.mktemp('db') / 'trawl.db'}"
+        else:
+            name = f"trawl_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
+            self.created.append(name)
+            base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            url = f"{base}/{name}"
+        upgrade(url)
+        return url
+
+    async def anew(self) -> str:
+        """``new()`` from async code (migrations run their own event loop, in a thread)."""
+        return await asyncio.to_thread(self.new)
+
+    def drop_all(self) -> None:
+        for name in self.created:
+            asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases(tmp_path_factory)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(databases: Databases) -> str:
+    """The suite's shared database (the session's API and worker)."""
+    return databases.new()
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
@@ -115,6 +140,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
         "politeness_max_wait_s": 0.5,
         "default_timeout_s": 5.0,
         "max_response_bytes": 200_000,
+        # the suite's target site is on loopback; SSRF tests build settings with this false
+        "allow_private_targets": True,
     }
     values.update(overrides)
     return Settings(**values)

@@ -16,7 +16,7 @@ from app.db import Database
 from app.job.models import Task
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import ADMIN_KEY, make_settings
+from tests.conftest import ADMIN_KEY, Databases, make_settings
 from tests.helpers import job_body, results, wait_job
 from tests.support.target_site import TargetSite
 
@@ -36,6 +36,7 @@ def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "TRAWL_DISPATCH_INTERVAL_S": str(settings.dispatch_interval_s),
         "TRAWL_DOMAIN_RATE_PER_S": "1000",
         "TRAWL_LOG_LEVEL": "WARNING",
+        "TRAWL_ALLOW_PRIVATE_TARGETS": "true",
     }
     return subprocess.Popen([sys.executable, "-m", "app.worker"], env=env)
 
@@ -56,10 +57,10 @@ async def _running_task(settings: Settings, job_id: str, timeout: float = 20) ->
 
 
 async def test_killed_worker_task_is_requeued_and_completed(
-    database_url: str, redis_url: str, site: TargetSite
+    databases: Databases, redis_url: str, site: TargetSite
 ) -> None:
-    # Its own queue prefix: the suite's in-process worker must not take this task.
-    settings = make_settings(database_url, redis_url, stale_after_s=1.5)
+    # Its own database and queue prefix: the suite's in-process worker must not take this task.
+    settings = make_settings(await databases.anew(), redis_url, stale_after_s=1.5)
     app = create_app(settings)
     first = _spawn_worker(settings)
     second = None
@@ -96,10 +97,10 @@ async def test_killed_worker_task_is_requeued_and_completed(
 
 
 async def test_queue_down_at_submit_loses_nothing(
-    database_url: str, site: TargetSite, redis_url: str
+    databases: Databases, site: TargetSite, redis_url: str
 ) -> None:
     """Redis unreachable when the API publishes: SQL keeps the task; the dispatcher sends it."""
-    settings = make_settings(database_url, redis_url)
+    settings = make_settings(await databases.anew(), redis_url)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         services = app.state.services

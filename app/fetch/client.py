@@ -144,7 +144,7 @@ async def _fetch(
                 )
     except FetchRefused as exc:
         return FetchResult(
-            Verdict(Outcome.CONNECTION_ERROR, False, str(exc)), str(url), redirects=redirects
+            Verdict(Outcome.SSRF_BLOCKED, False, str(exc)), str(url), redirects=redirects
         )
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
         return FetchResult(_error_verdict(exc), str(url), redirects=redirects)

@@ -16,6 +16,10 @@ class Outcome(enum.StrEnum):
     CONNECTION_ERROR = "connection_error"
     EXTRACT_FAILED = "extract_failed"
     CANCELLED = "cancelled"
+    # Issue 3: refused by the SSRF policy (never retried); no usable proxy in the job's pool
+    # (retried with backoff, never sent direct; final outcome when attempts run out).
+    SSRF_BLOCKED = "ssrf_blocked"
+    NO_PROXY = "no_proxy"
 
 
 # Markers of challenge/captcha pages served with a 2xx status (lower-case, checked in the head).

@@ -19,15 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import otel
 from app.db import Database
 from app.db.base import utcnow
-from app.fetch.client import FetchPolicy, FetchResult, fetch
+from app.fetch.client import FetchPolicy, FetchResult
 from app.fetch.extract import ExtractionError, FieldRule, extract
 from app.fetch.outcome import Outcome, Verdict
 from app.job import repository, telemetry
 from app.job.models import Job, Task, TaskStatus
+from app.proxy.egress import Egress, fetch_for_task
 from app.queue.backoff import retry_delay
 from app.queue.politeness import Grant, Politeness
 from app.settings import Settings
 from app.telemetry import consumer_span, instruments, quiet, tracer
+from app.webhook import service as webhook_service
 
 log = logging.getLogger("trawl.worker")
 _jitter = random.SystemRandom()
@@ -42,6 +44,7 @@ class WorkerContext:
     worker_id: str
     active: set[str] = field(default_factory=set)
     draining: bool = False
+    egress: Egress | None = None  # issue 3: SSRF guard + proxy pools (None: direct only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,15 @@ async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
         max_redirects=ctx.settings.max_redirects,
         headers=dict(job.options.get("headers") or {}),
     )
-    result = await fetch(ctx.http, task.url, policy)
+    result = await fetch_for_task(
+        ctx.egress,
+        ctx.http,
+        task.url,
+        policy,
+        pool=job.options.get("proxy_pool"),
+        job_id=job.id,
+        domain=task.domain,
+    )
     telemetry.fetch_attempted(result)
     if result.retry_after_s and result.status_code in (429, 503):
         await ctx.politeness.throttle(
@@ -245,13 +256,15 @@ def _final_status(outcome: Outcome) -> TaskStatus:
 
 
 async def _count(session: AsyncSession, job_id: str, status: TaskStatus) -> Job | None:
-    return await repository.count_tasks(
+    finished = await repository.count_tasks(
         session,
         job_id,
         succeeded=int(status == TaskStatus.SUCCEEDED),
         failed=int(status == TaskStatus.FAILED),
         cancelled=int(status == TaskStatus.CANCELLED),
     )
+    await webhook_service.on_job_terminal(session, finished)  # outbox, same transaction
+    return finished
 
 
 async def _settle_exhausted(session: AsyncSession, task: Task) -> None:

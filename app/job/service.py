@@ -34,7 +34,9 @@ from app.job.schemas import (
     TaskResult,
 )
 from app.job.urls import UrlInvalid, check_url, domain_of
+from app.security.ssrf import SsrfPolicy, check_submitted_urls
 from app.settings import Settings
+from app.webhook import service as webhook_service
 
 
 class ProxyPools(Protocol):
@@ -75,6 +77,17 @@ def _validate_urls(payload: JobCreate, settings: Settings) -> Problems:
         except UrlInvalid as exc:
             errors.append(_problem(loc, f"invalid URL: {exc}"))
     return errors
+
+
+async def _ssrf_problems(payload: JobCreate, settings: Settings) -> Problems:
+    """Literal private IPs, internal names and names resolving to private ranges: 422."""
+    named: list[tuple[list[str | int], str]] = [
+        (["urls", i], u) for i, u in enumerate(payload.urls)
+    ]
+    if payload.webhook_url is not None:
+        named.append((["webhook_url"], payload.webhook_url))
+    refused = await check_submitted_urls(named, SsrfPolicy.from_settings(settings))
+    return [_problem(loc, msg) for loc, msg in refused]
 
 
 def _validate_limits(payload: JobCreate, settings: Settings) -> Problems:
@@ -120,6 +133,8 @@ async def submit(
 ) -> Submitted:
     """Validate, then store the job and one task per URL in one transaction."""
     errors = _validate_urls(payload, settings) + _validate_limits(payload, settings)
+    if not errors:
+        errors += await _ssrf_problems(payload, settings)
     pool = payload.options.proxy_pool
     if pool is not None and (pools is None or not await pools.exists(pool)):
         errors.append(_problem(["options", "proxy_pool"], f"unknown proxy pool {pool!r}"))
@@ -229,6 +244,7 @@ async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
         await session.flush()
     cancelled = await repository.cancel_queued_tasks(session, job.id)
     finished = await repository.count_tasks(session, job.id, cancelled=cancelled)
+    await webhook_service.on_job_terminal(session, finished)  # outbox, same transaction
     await session.commit()
     await session.refresh(job)
     if finished is not None:

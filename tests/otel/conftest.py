@@ -57,9 +57,11 @@ def _restore_root_logger() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _telemetry_enabled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The suite disables the SDK by default (tests/conftest.py); these tests need it on and
-    start from no configured providers."""
+    """The suite turns exporters off by default (tests/conftest.py); these tests read the
+    standard variables themselves and start from no configured providers."""
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    for signal in ("TRACES", "METRICS", "LOGS"):
+        monkeypatch.delenv(f"OTEL_{signal}_EXPORTER", raising=False)
     _setup.reset()
     yield
     _setup.reset()

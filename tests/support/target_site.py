@@ -22,7 +22,9 @@ def page(n: str) -> bytes:
 class TargetSite:
     """Routes: /page/N, /slow?delay=S, /status/CODE, /ratelimit?retry_after=S,
     /flaky/KEY?fail=N&code=C, /redirect?to=PATH, /redirect-loop, /large?bytes=N, /captcha,
-    /hang (accepts and never answers within any sane timeout)."""
+    /hang (accepts and never answers within any sane timeout), /ban-some?names=a,b (403 when the
+    ``X-Test-Proxy`` header of the test forward proxy names a banned proxy), /whoami (a page
+    titled with that proxy name)."""
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
@@ -102,7 +104,16 @@ class TargetSite:
             self._send(h, 302, b"", {"location": "/redirect-loop"})
         elif path == "/large":
             self._send(h, 200, b"<html>" + b"x" * int(q.get("bytes", "100000")) + b"</html>")
+        elif path in ("/ban-some", "/whoami"):
+            self._proxy_aware(h, path, q)
         elif path == "/captcha":
             self._send(h, 200, b"<html><div class='g-recaptcha'></div></html>")
         else:
             self._send(h, 404, b"<html>not found</html>")
+
+    def _proxy_aware(self, h: BaseHTTPRequestHandler, path: str, q: dict[str, str]) -> None:
+        via = h.headers.get("x-test-proxy", "direct")
+        if path == "/ban-some" and via in set(q.get("names", "").split(",")):
+            self._send(h, 403, b"<html>banned</html>")
+        else:
+            self._send(h, 200, page(via))

@@ -10,6 +10,7 @@ from app.job import service
 from app.job.models import JobStatus, TaskStatus
 from app.job.schemas import JobCreate, JobPage, JobRead, ResultPage
 from app.job.tasks import publish_tasks
+from app.proxy.repository import PoolRegistry
 from app.telemetry import current_traceparent
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -42,6 +43,7 @@ async def submit_job(
         idempotency_key=idempotency_key,
         settings=services.settings,
         traceparent=current_traceparent(),
+        pools=PoolRegistry(session),
     )
     if submitted.created:
         await publish_tasks(services.db, services.publisher, submitted.task_ids)

@@ -1,0 +1,101 @@
+"""Admin API for proxy pools: ``/v1/proxies``. Proxy URLs are write-only (never returned)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from redis.asyncio import Redis
+
+from app.api.deps import AdminKey, ServicesDep, SessionDep, SettingsDep
+from app.proxy import repository
+from app.proxy import service as proxy_service
+from app.proxy.errors import ProxyPoolNotFound
+from app.proxy.health import HealthStore
+from app.proxy.schemas import PoolRead, PoolUpdate, ProxyCreate, ProxyRead, ProxyUpdate
+from app.security.secretbox import SecretBox
+
+router = APIRouter(prefix="/v1/proxies", tags=["proxies"])
+
+
+async def get_health_store(services: ServicesDep) -> AsyncIterator[HealthStore]:
+    # The API's Redis connections are the queue broker's pool; this client borrows it.
+    redis = Redis(connection_pool=services.publisher.broker.connection_pool)
+    yield HealthStore(redis, services.settings)
+
+
+HealthDep = Annotated[HealthStore, Depends(get_health_store)]
+
+
+def _box(settings: SettingsDep) -> SecretBox:
+    return SecretBox.from_settings(settings)
+
+
+BoxDep = Annotated[SecretBox, Depends(_box)]
+
+
+@router.get("/pools", response_model=list[PoolRead])
+async def list_pools(_: AdminKey, session: SessionDep, health: HealthDep) -> list[PoolRead]:
+    return await proxy_service.pools(session, health)
+
+
+@router.patch("/pools/{name}", response_model=PoolRead)
+async def update_pool(
+    name: str, payload: PoolUpdate, _: AdminKey, session: SessionDep, health: HealthDep
+) -> PoolRead:
+    await proxy_service.update_pool(session, name, payload)
+    await session.commit()
+    for pool in await proxy_service.pools(session, health):
+        if pool.name == name:
+            return pool
+    raise ProxyPoolNotFound(f"No proxy pool named {name!r}")  # pragma: no cover
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProxyRead)
+async def create_proxy(
+    payload: ProxyCreate, _: AdminKey, session: SessionDep, box: BoxDep, health: HealthDep
+) -> ProxyRead:
+    proxy = await proxy_service.create(session, box, payload)
+    await session.commit()
+    [read] = await proxy_service.read_many(health, [proxy])
+    return read
+
+
+@router.get("", response_model=list[ProxyRead])
+async def list_proxies(
+    _: AdminKey,
+    session: SessionDep,
+    health: HealthDep,
+    pool: Annotated[str | None, Query(max_length=100)] = None,
+) -> list[ProxyRead]:
+    return await proxy_service.read_many(health, await repository.list_proxies(session, pool))
+
+
+@router.get("/{proxy_id}", response_model=ProxyRead)
+async def get_proxy(
+    proxy_id: str, _: AdminKey, session: SessionDep, health: HealthDep
+) -> ProxyRead:
+    [read] = await proxy_service.read_many(health, [await proxy_service.get(session, proxy_id)])
+    return read
+
+
+@router.patch("/{proxy_id}", response_model=ProxyRead)
+async def update_proxy(
+    proxy_id: str,
+    payload: ProxyUpdate,
+    _: AdminKey,
+    session: SessionDep,
+    box: BoxDep,
+    health: HealthDep,
+) -> ProxyRead:
+    proxy = await proxy_service.update(session, box, health, proxy_id, payload)
+    await session.commit()
+    [read] = await proxy_service.read_many(health, [proxy])
+    return read
+
+
+@router.delete("/{proxy_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_proxy(proxy_id: str, _: AdminKey, session: SessionDep, health: HealthDep) -> None:
+    await proxy_service.delete(session, health, proxy_id)
+    await session.commit()

@@ -1,0 +1,1 @@
+"""Proxy pools: configuration (SQL, credentials encrypted), rotation and health (Redis)."""

@@ -1,0 +1,61 @@
+"""Proxy metrics (OpenTelemetry API). Attributes: pool name, outcome, reason, state only:
+never a proxy address or label (unbounded, and a credential leak risk)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+POOL = "trawl.proxy.pool"
+OUTCOME = "trawl.outcome"
+REASON = "trawl.proxy.rotation.reason"
+STATE = "trawl.proxy.state"
+
+
+class ProxyMetrics:
+    def __init__(self, meter: Meter | None = None) -> None:
+        meter = meter or metrics.get_meter("trawl")
+        self.requests = meter.create_counter(
+            "trawl.proxy.requests",
+            unit="{request}",
+            description="Fetch attempts made through a proxy, by pool and outcome.",
+        )
+        self.rotations = meter.create_counter(
+            "trawl.proxy.rotations",
+            unit="{rotation}",
+            description="Proxy choices that changed the proxy, by pool and reason.",
+        )
+        self._sizes: dict[tuple[str, str], int] = {}
+        meter.create_observable_gauge(
+            "trawl.proxy.pool.size",
+            callbacks=[self._observe],
+            unit="{proxy}",
+            description="Proxies per pool and state (last snapshot).",
+        )
+
+    def request(self, pool: str, outcome: str) -> None:
+        self.requests.add(1, {POOL: pool, OUTCOME: outcome})
+
+    def rotation(self, pool: str, reason: str) -> None:
+        self.rotations.add(1, {POOL: pool, REASON: reason})
+
+    def set_snapshot(self, snapshot: Mapping[str, Mapping[str, int]]) -> None:
+        """Replace the cached sizes; the gauge callback only reads this (no I/O)."""
+        self._sizes = {
+            (pool, state): count
+            for pool, states in snapshot.items()
+            for state, count in states.items()
+        }
+
+    def _observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        for (pool, state), count in list(self._sizes.items()):
+            yield Observation(count, {POOL: pool, STATE: state})
+
+
+@lru_cache(maxsize=1)
+def default_metrics() -> ProxyMetrics:
+    """The process-wide instruments on the global ``trawl`` meter (created once)."""
+    return ProxyMetrics()

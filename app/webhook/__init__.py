@@ -1,0 +1,1 @@
+"""Webhooks: an outbox written with the job's state change, signed delivery with retries."""

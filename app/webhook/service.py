@@ -1,0 +1,168 @@
+"""Webhook events: the outbox write (same transaction as the job change) and the API side."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import ApiKey
+from app.db.base import utcnow
+from app.ids import new_id
+from app.job.models import Job, JobStatus
+from app.security.secretbox import SecretBox
+from app.webhook import repository, signing
+from app.webhook.errors import DeliveryInProgress, DeliveryNotFound
+from app.webhook.models import (
+    DeliveryStatus,
+    EventType,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from app.webhook.schemas import (
+    WebhookAttemptRead,
+    WebhookDeliveryRead,
+    WebhookSecretRead,
+    WebhookSecretRotated,
+)
+
+TERMINAL_EVENTS = {
+    JobStatus.COMPLETED: EventType.JOB_COMPLETED,
+    JobStatus.FAILED: EventType.JOB_FAILED,
+    JobStatus.CANCELLED: EventType.JOB_CANCELLED,
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def event_body(job: Job, event_type: str, now: datetime) -> str:
+    """The JSON body, frozen at enqueue: retries and redeliveries send these exact bytes."""
+    payload: dict[str, Any] = {
+        "type": event_type,
+        "timestamp": _iso(now),
+        "data": {
+            "job_id": job.id,
+            "status": job.status,
+            "progress": {
+                "total": job.total_tasks,
+                "succeeded": job.succeeded_tasks,
+                "failed": job.failed_tasks,
+                "cancelled": job.cancelled_tasks,
+                "pending": job.pending_tasks,
+            },
+            "results_url": f"/v1/jobs/{job.id}/results",
+            "metadata": job.client_metadata,
+            "finished_at": _iso(job.finished_at),
+        },
+    }
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+
+async def enqueue_event(session: AsyncSession, job: Job, event_type: str) -> WebhookDelivery | None:
+    """Add the outbox row for ``event_type`` of ``job``, WITHOUT committing: the caller commits
+    it with the job's state change. ``None`` when the job has no webhook URL."""
+    if not job.webhook_url:
+        return None
+    now = utcnow()
+    disabled = await repository.is_disabled(session, job.api_key_id, job.webhook_url)
+    delivery = WebhookDelivery(
+        id=new_id("msg"),
+        api_key_id=job.api_key_id,
+        job_id=job.id,
+        event_type=event_type,
+        url=job.webhook_url,
+        body=event_body(job, event_type, now),
+        status=DeliveryStatus.DISABLED if disabled else DeliveryStatus.PENDING,
+        attempts=0,
+        cycle_offset=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(delivery)
+    return delivery
+
+
+async def on_job_terminal(session: AsyncSession, job: Job | None) -> WebhookDelivery | None:
+    """Hook for callers of ``count_tasks``: enqueue the terminal event of the job it finished."""
+    if job is None or not job.webhook_url:
+        return None
+    event = TERMINAL_EVENTS.get(JobStatus(job.status))
+    if event is None:
+        return None
+    return await enqueue_event(session, job, event)
+
+
+def _attempt_read(a: WebhookAttempt) -> WebhookAttemptRead:
+    return WebhookAttemptRead(
+        number=a.number,
+        outcome=a.outcome,
+        status_code=a.status_code,
+        error_type=a.error_type,
+        duration_ms=a.duration_ms,
+        started_at=a.started_at,
+        next_attempt_at=a.next_attempt_at,
+    )
+
+
+def to_read(d: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryRead:
+    waiting = d.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+    return WebhookDeliveryRead(
+        id=d.id,
+        job_id=d.job_id,
+        event_type=d.event_type,
+        url=d.url,
+        status=d.status,
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at if waiting else None,
+        last_status_code=d.last_status_code,
+        last_error_type=d.last_error_type,
+        last_attempt_at=d.last_attempt_at,
+        delivered_at=d.delivered_at,
+        created_at=d.created_at,
+        attempt_log=[_attempt_read(a) for a in attempts],
+    )
+
+
+async def list_for_job(session: AsyncSession, job_id: str) -> list[WebhookDeliveryRead]:
+    return [to_read(d, a) for d, a in await repository.for_job(session, job_id)]
+
+
+async def redeliver(session: AsyncSession, delivery_id: str, api_key_id: str) -> WebhookDelivery:
+    """Send again: same ``webhook-id`` and body, a new timestamp and signature, a new retry
+    cycle. An endpoint disabled by 410 is re-enabled by this explicit request."""
+    delivery = await repository.get_owned(session, delivery_id, api_key_id)
+    if delivery is None:
+        raise DeliveryNotFound(f"No webhook delivery with id {delivery_id!r}")
+    if delivery.status == DeliveryStatus.SENDING:
+        raise DeliveryInProgress("This delivery is being sent now; try again shortly.")
+    if delivery.status == DeliveryStatus.DISABLED:
+        await repository.enable_endpoint(session, api_key_id, delivery.url)
+    now = utcnow()
+    delivery.status = DeliveryStatus.PENDING
+    delivery.next_attempt_at = now
+    delivery.claim_token = None
+    delivery.claimed_at = None
+    delivery.cycle_offset = delivery.attempts
+    delivery.updated_at = now
+    await session.flush()
+    return delivery
+
+
+def secret_read(key: ApiKey) -> WebhookSecretRead:
+    now = utcnow()
+    prev = key.webhook_secret_prev_expires_at
+    return WebhookSecretRead(
+        has_secret=key.webhook_secret_enc is not None,
+        created_at=key.webhook_secret_created_at,
+        previous_expires_at=prev if prev is not None and prev > now else None,
+    )
+
+
+def rotate_secret(box: SecretBox, key: ApiKey, overlap_s: float) -> WebhookSecretRotated:
+    secret = signing.rotate(box, key, overlap_s)
+    return WebhookSecretRotated(**secret_read(key).model_dump(), secret=secret)
