@@ -13,16 +13,19 @@ from app import __version__
 from app.api import problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit
-from app.api.routes import api_keys, jobs
+from app.api.routes import api_keys, health, jobs
 from app.auth import service as auth_service
 from app.db import Database
 from app.db.migrate import upgrade
 from app.embedded_redis import resolve_redis_url
+from app.health import HealthService
 from app.logs import setup_logging
 from app.queue import Publisher, build_broker
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("trawl.api")
+
+BROKER_STARTUP_TIMEOUT_S = 2.0
 
 
 async def _bootstrap_admin(db: Database, settings: Settings) -> None:
@@ -44,12 +47,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
         await _bootstrap_admin(db, settings)
         broker = build_broker(redis_url, settings.redis_prefix, maxlen=settings.stream_maxlen)
-        await broker.startup()
-        app.state.services = Services(settings=settings, db=db, publisher=Publisher(broker))
+        try:
+            await asyncio.wait_for(broker.startup(), timeout=BROKER_STARTUP_TIMEOUT_S)
+        except Exception as exc:  # start anyway: /health/ready reports what is missing
+            log.warning("queue broker did not start (%s); starting not ready", type(exc).__name__)
+        health_service = HealthService(settings, db=db, redis_url=redis_url)
+        health_service.register_metrics()
+        health_service.start()
+        app.state.services = Services(
+            settings=settings, db=db, publisher=Publisher(broker), health=health_service
+        )
         log.info("api started", extra={"environment": settings.environment})
         try:
             yield
         finally:
+            health_service.begin_draining()
+            await health_service.close()
             await broker.shutdown()
             await db.dispose()
             if embedded is not None:
@@ -65,4 +78,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)
     app.include_router(api_keys.router)
+    app.include_router(health.router)
     return app
