@@ -22,6 +22,7 @@ from taskiq.api import run_receiver_task
 from app.db import Database
 from app.embedded_redis import resolve_redis_url
 from app.fetch.client import make_client
+from app.healthcheck import remove_alive_file, touch_alive_file
 from app.job import tasks
 from app.job.processing import WorkerContext
 from app.logs import setup_logging
@@ -89,6 +90,7 @@ class Worker:
         await tasks.dispatch_due(self.db, self.publisher, self.settings.redispatch_after_s)
 
     async def _beat(self) -> None:
+        await asyncio.to_thread(touch_alive_file, self.settings.data_dir)
         await tasks.heartbeat(self.db, self.worker_id)
         ttl = int(self.settings.stale_after_s)
         await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
@@ -137,6 +139,7 @@ class Worker:
         await self.ctx.http.aclose()
         await self.redis.aclose()
         await self.db.dispose()
+        remove_alive_file(self.settings.data_dir)
 
 
 async def _main() -> None:
