@@ -518,6 +518,17 @@ async def test_registered_components_roll_up(swap: Swap) -> None:
     assert (await service.readiness()).failing == ["webhook_outbox"]
 
 
+async def test_a_check_returning_invalid_data_is_unhealthy(swap: Swap) -> None:
+    async def bad_data() -> CheckResult:
+        return CheckResult(HealthStatus.HEALTHY, "ok", {"pools": object()})
+
+    service = swap.build()
+    service.register("proxy_pools", bad_data)
+    result = (await service.check(["proxy_pools"]))["proxy_pools"]
+    assert result.status is HealthStatus.UNHEALTHY
+    assert result.detail == "the check returned an invalid result"
+
+
 def test_component_names_are_a_bounded_set(swap: Swap) -> None:
     service = swap.build()
 
@@ -553,9 +564,9 @@ async def test_status_gauges(swap: Swap, hung: HungServer) -> None:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 assert metric.unit == "1"
-                for point in metric.data.data_points:  # type: ignore[union-attr]
+                for point in metric.data.data_points:
                     key = str((point.attributes or {}).get("trawl.health.component", ""))
-                    values.setdefault(metric.name, {})[key] = point.value  # type: ignore[union-attr]
+                    values.setdefault(metric.name, {})[key] = point.value
     components = values["trawl.health.component.status"]
     assert components["database"] == 1.0
     assert components["redis"] == 0.0

@@ -22,6 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from pydantic import ValidationError
 
 from app.db import Database
 from app.db.base import utcnow
@@ -141,14 +142,18 @@ class HealthService:
         started = time.monotonic()
         result = await self._outcome(name, component.check)
         elapsed_ms = round((time.monotonic() - started) * 1000, 1)
-        health = ComponentHealth(
-            status=result.status,
-            critical=component.critical,
-            latency_ms=elapsed_ms,
-            detail=result.detail,
-            checked_at=utcnow(),
-            data=dict(result.data),
-        )
+        fields = {"critical": component.critical, "latency_ms": elapsed_ms, "checked_at": utcnow()}
+        try:
+            health = ComponentHealth(
+                status=result.status, detail=result.detail[:200], data=dict(result.data), **fields
+            )
+        except (ValidationError, TypeError, AttributeError):
+            log.warning("health check %s returned an invalid result", name)
+            health = ComponentHealth(
+                status=HealthStatus.UNHEALTHY,
+                detail="the check returned an invalid result",
+                **fields,
+            )
         self._cache[name] = (time.monotonic(), health)
         return health
 
