@@ -88,6 +88,7 @@ async def hung() -> AsyncIterator[HungServer]:
 
 @pytest.fixture
 def no_otel_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No OTEL_* variables: also lets a local SDK provider work (OTEL_SDK_DISABLED unset)."""
     for name in OTEL_ENV:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -545,7 +546,7 @@ def test_component_names_are_a_bounded_set(swap: Swap) -> None:
     service.register("extra_0", ok)  # replacing an existing one is fine
 
 
-async def test_status_gauges(swap: Swap, hung: HungServer) -> None:
+async def test_status_gauges(swap: Swap, hung: HungServer, no_otel_env: pytest.MonkeyPatch) -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     service = swap.build(redis_url=f"redis://127.0.0.1:{hung.port}/0")
@@ -577,7 +578,7 @@ async def test_status_gauges(swap: Swap, hung: HungServer) -> None:
     provider.shutdown()
 
 
-async def test_checks_record_no_spans(swap: Swap) -> None:
+async def test_checks_record_no_spans(swap: Swap, no_otel_env: pytest.MonkeyPatch) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
