@@ -4,12 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install run api worker migrate test test-sqlite test-postgres lint typecheck fmt clean
+.PHONY: help install run api worker migrate healthcheck-worker test test-sqlite test-postgres lint typecheck fmt clean
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
 	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable)"
-	@echo "make api | worker | migrate | lint | typecheck | fmt | clean"
+	@echo "make api | worker | migrate | healthcheck-worker | lint | typecheck | fmt | clean"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ worker: install
 
 migrate: install
 	$(PY) -m app.db.migrate
+
+# Exit 0 when this host's worker heartbeat is fresh (a container HEALTHCHECK; docs/health.md).
+healthcheck-worker: install
+	$(PY) -m app.healthcheck worker
 
 # The suite runs on SQLite, then again on PostgreSQL. TEST_POSTGRES_URL picks the server;
 # without it 127.0.0.1:5432 is tried, and skipped when absent unless TRAWL_REQUIRE_POSTGRES=1.

@@ -16,12 +16,13 @@ from app.api import problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit
 from app.api.request_id import RequestIdMiddleware
-from app.api.routes import api_keys, errors, jobs, proxies, webhooks
+from app.api.routes import api_keys, errors, health, jobs, proxies, webhooks
 from app.auth import service as auth_service
 from app.db import Database
 from app.db.migrate import upgrade
 from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
+from app.health import HealthService
 from app.queue import Publisher, build_broker
 from app.settings import Settings, get_settings
 from app.telemetry import quiet
@@ -34,6 +35,7 @@ log = logging.getLogger("trawl.api")
 # FastAPI's own telemetry is off: otel.asgi emits the same stable-semconv span and metric at a
 # fraction of the cost (docs/adr/0003-lean-http-server-instrumentation.md).
 NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+BROKER_STARTUP_TIMEOUT_S = 2.0
 
 
 async def _bootstrap_admin(db: Database, settings: Settings) -> None:
@@ -60,14 +62,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         with quiet():  # start-up and the flush loop make no spans
             await _bootstrap_admin(db, settings)
-            await broker.startup()
+            try:
+                await asyncio.wait_for(broker.startup(), timeout=BROKER_STARTUP_TIMEOUT_S)
+            except Exception as exc:  # start anyway: /health/ready reports what is missing
+                log.warning(
+                    "queue broker did not start (%s); starting not ready", type(exc).__name__
+                )
             set_tracker(tracker)
             flusher = asyncio.create_task(tracker.run(stop))
-        app.state.services = Services(settings=settings, db=db, publisher=Publisher(broker))
+            health_service = HealthService(settings, db=db, redis_url=redis_url)
+            health_service.register_metrics()
+            health_service.start()
+        app.state.services = Services(
+            settings=settings, db=db, publisher=Publisher(broker), health=health_service
+        )
         log.info("api started", extra={"deployment.environment": settings.environment})
         try:
             yield
         finally:
+            health_service.begin_draining()
+            await health_service.close()
             stop.set()
             with contextlib.suppress(Exception):
                 await flusher
@@ -94,4 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(errors.router)
     app.include_router(proxies.router)
     app.include_router(webhooks.router)
+    app.include_router(health.router)
     return app

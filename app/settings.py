@@ -121,6 +121,16 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=10, ge=1, le=500)
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Health checks (docs/health.md)
+    health_check_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    health_cache_ttl_s: float = Field(default=2.0, ge=0)
+    health_refresh_interval_s: float = Field(default=15.0, gt=0)
+    health_queue_max_age_s: float = Field(default=300.0, gt=0)
+    health_disk_degraded_free_ratio: float = Field(default=0.10, ge=0, le=1)
+    health_disk_degraded_free_bytes: int = Field(default=1024**3, ge=0)
+    health_disk_unhealthy_free_ratio: float = Field(default=0.02, ge=0, le=1)
+    health_disk_unhealthy_free_bytes: int = Field(default=100 * 1024**2, ge=0)
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -26,6 +26,7 @@ from app.db import Database
 from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.fetch.client import make_client
+from app.healthcheck import remove_alive_file, touch_alive_file
 from app.job import stats, tasks
 from app.job.processing import WorkerContext
 from app.queue import Politeness, Publisher, build_broker, register_handler
@@ -148,6 +149,7 @@ class Worker:
         m.set_gauge_source("trawl.job.active", jobs)
 
     async def _beat(self) -> None:
+        await asyncio.to_thread(touch_alive_file, self.settings.data_dir)
         await tasks.heartbeat(self.db, self.worker_id)
         ttl = int(self.settings.stale_after_s)
         await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
@@ -210,6 +212,7 @@ class Worker:
         await self.ctx.http.aclose()
         await self.redis.aclose()
         await self.db.dispose()
+        remove_alive_file(self.settings.data_dir)
 
 
 async def _main() -> None:

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 # below that touches contrib instrumentations.
 from otel import _semconv, _setup
 from otel._setup import DEFAULT_SHUTDOWN_TIMEOUT_S, Telemetry
+from otel.collector import collector_endpoint
 from otel.context import bind_context, current_context, reset_context, set_context
 from otel.errors import fingerprint, record_exception
 from otel.http_client import traced_transport
@@ -33,6 +34,7 @@ from otel.metrics import safe_attr
 __all__ = [
     "Telemetry",
     "bind_context",
+    "collector_endpoint",
     "configure",
     "configure_logging",
     "current_context",

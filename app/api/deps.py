@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.db import Database
+from app.health import HealthService
 from app.queue import Publisher
 from app.settings import Settings
 
@@ -23,6 +24,7 @@ class Services:
     settings: Settings
     db: Database
     publisher: Publisher
+    health: HealthService
 
 
 def get_services(request: Request) -> Services:

@@ -1,0 +1,60 @@
+"""Health endpoints for load balancers and operators (docs/health.md). No spans: the
+telemetry middleware excludes ``^/health``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response, status
+
+from app.api.deps import AdminKey, ServicesDep
+from app.health import DetailedHealth, HealthService, HealthStatus, Liveness, Readiness
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def get_health(services: ServicesDep) -> HealthService:
+    return services.health
+
+
+HealthDep = Annotated[HealthService, Depends(get_health)]
+
+
+def _unavailable(model: type[Any], what: str) -> dict[int | str, dict[str, Any]]:
+    return {status.HTTP_503_SERVICE_UNAVAILABLE: {"model": model, "description": what}}
+
+
+@router.get("", response_model=Liveness, summary="Liveness: the process answers")
+async def liveness(response: Response) -> Liveness:
+    response.headers.update(_NO_STORE)
+    return Liveness()
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    summary="Readiness: database (at migration head), Redis and the queue usable",
+    responses=_unavailable(Readiness, "not ready: draining, or a critical component failing"),
+)
+async def readiness(health: HealthDep, response: Response) -> Readiness:
+    result = await health.readiness()
+    response.headers.update(_NO_STORE)
+    if result.status != "ready":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return result
+
+
+@router.get(
+    "/detailed",
+    response_model=DetailedHealth,
+    summary="Every component with status, latency and detail (admin)",
+    responses=_unavailable(DetailedHealth, "overall status unhealthy"),
+)
+async def detailed(_: AdminKey, health: HealthDep, response: Response) -> DetailedHealth:
+    result = await health.detailed()
+    response.headers.update(_NO_STORE)
+    if result.status is HealthStatus.UNHEALTHY:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return result
