@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 import otel
 from app import __version__
@@ -23,11 +24,14 @@ from app.db.migrate import upgrade
 from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.health import HealthService
+from app.proxy import service as proxy_service
+from app.proxy.rotator import ProxyRotator
 from app.queue import Publisher, build_broker
 from app.settings import Settings, get_settings
 from app.telemetry import quiet
 from app.telemetry.errors import set_tracker
 from app.telemetry.setup import setup_process
+from app.webhook import service as webhook_service
 from otel.asgi import TelemetryMiddleware
 
 log = logging.getLogger("trawl.api")
@@ -71,6 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             set_tracker(tracker)
             flusher = asyncio.create_task(tracker.run(stop))
             health_service = HealthService(settings, db=db, redis_url=redis_url)
+            redis = Redis.from_url(
+                redis_url,
+                socket_timeout=settings.health_check_timeout_s,
+                socket_connect_timeout=settings.health_check_timeout_s,
+            )
+            health_service.register(
+                "proxy_pools", proxy_service.pools_check(ProxyRotator(db, redis, settings))
+            )
+            health_service.register(
+                "webhook_outbox",
+                webhook_service.outbox_check(db, max_pending=settings.health_webhook_max_pending),
+            )
             health_service.register_metrics()
             health_service.start()
         app.state.services = Services(
@@ -82,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             health_service.begin_draining()
             await health_service.close()
+            await redis.aclose()
             stop.set()
             with contextlib.suppress(Exception):
                 await flusher

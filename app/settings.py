@@ -120,12 +120,14 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=50, ge=1, le=1000)
     webhook_concurrency: int = Field(default=10, ge=1, le=500)
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+    webhook_delivery_enabled: bool = True
 
     # Health checks (docs/health.md)
     health_check_timeout_s: float = Field(default=1.0, gt=0, le=30)
     health_cache_ttl_s: float = Field(default=2.0, ge=0)
     health_refresh_interval_s: float = Field(default=15.0, gt=0)
     health_queue_max_age_s: float = Field(default=300.0, gt=0)
+    health_webhook_max_pending: int = Field(default=1000, ge=0)
     health_disk_degraded_free_ratio: float = Field(default=0.10, ge=0, le=1)
     health_disk_degraded_free_bytes: int = Field(default=1024**3, ge=0)
     health_disk_unhealthy_free_ratio: float = Field(default=0.02, ge=0, le=1)

@@ -29,11 +29,15 @@ from app.fetch.client import make_client
 from app.healthcheck import remove_alive_file, touch_alive_file
 from app.job import stats, tasks
 from app.job.processing import WorkerContext
+from app.proxy.egress import Egress, ProxyClients
+from app.proxy.rotator import ProxyRotator
 from app.queue import Politeness, Publisher, build_broker, register_handler
+from app.security.ssrf import SsrfPolicy, egress_transport
 from app.settings import Settings, get_settings
 from app.telemetry import instruments, quiet
 from app.telemetry.errors import set_tracker
 from app.telemetry.setup import setup_process
+from app.webhook.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("trawl.worker")
 
@@ -58,6 +62,15 @@ class Worker:
             consumer_name=self.worker_id,
         )
         self.publisher = Publisher(self.broker)
+        # Direct fetches: every hop checked by the SSRF policy and the connection pinned to the
+        # checked address; traced without sending trace context to the site.
+        ssrf = SsrfPolicy.from_settings(settings)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        direct = make_client(
+            settings.user_agent,
+            transport=otel.traced_transport(egress_transport(ssrf, limits=limits)),
+        )
+        self.rotator = ProxyRotator(self.db, self.redis, settings)
         self.ctx = WorkerContext(
             settings=settings,
             db=self.db,
@@ -67,13 +80,19 @@ class Worker:
                 concurrency=settings.domain_concurrency,
                 rate_per_s=settings.domain_rate_per_s,
             ),
-            http=make_client(
-                settings.user_agent,
-                transport=otel.traced_transport(
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
-                ),
-            ),
+            http=direct,
             worker_id=self.worker_id,
+            egress=Egress(
+                direct=direct,
+                guard=ssrf,
+                rotator=self.rotator,
+                clients=ProxyClients.for_user_agent(settings.user_agent),
+            ),
+        )
+        self.webhooks = (
+            WebhookDispatcher(self.db, settings, policy=ssrf)
+            if settings.webhook_delivery_enabled
+            else None
         )
         register_handler(self.broker, tasks.make_handler(self.ctx))
         self.tracker = ErrorTracker(self.db, settings.error_flush_interval_s)
@@ -154,9 +173,17 @@ class Worker:
         ttl = int(self.settings.stale_after_s)
         await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
 
+    async def _snapshot_proxies(self) -> None:
+        """Pool sizes by state, for the gauge: reported by the dispatching worker alone."""
+        if self._leader:
+            await self.rotator.snapshot()
+
     def _start_loops(self) -> tuple[list[asyncio.Task[None]], asyncio.Task[None]]:
         s = self.settings
         loops = [
+            asyncio.create_task(
+                self._every(s.queue_stats_interval_s, "proxies", self._snapshot_proxies)
+            ),
             asyncio.create_task(self.tracker.run(self._stopping)),
             asyncio.create_task(self._every(s.queue_stats_interval_s, "stats", self._sample_stats)),
             asyncio.create_task(self._every(s.heartbeat_interval_s, "heartbeat", self._beat)),
@@ -177,6 +204,8 @@ class Worker:
                 propagate_exceptions=False,
             )
         )
+        if self.webhooks is not None:
+            loops.append(asyncio.create_task(self.webhooks.run_forever(self._stopping)))
         return loops, receiver
 
     async def run(self) -> None:
@@ -209,6 +238,10 @@ class Worker:
             instruments().set_gauge_source(name, None)
         with contextlib.suppress(Exception):
             await self.broker.shutdown()
+        if self.ctx.egress is not None:
+            await self.ctx.egress.aclose()
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
         await self.ctx.http.aclose()
         await self.redis.aclose()
         await self.db.dispose()

@@ -140,6 +140,9 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
         "politeness_max_wait_s": 0.5,
         "default_timeout_s": 5.0,
         "max_response_bytes": 200_000,
+        # webhook tests drive their own dispatchers on the shared database; a stack that owns
+        # its database turns this on
+        "webhook_delivery_enabled": False,
         # the suite's target site is on loopback; SSRF tests build settings with this false
         "allow_private_targets": True,
     }

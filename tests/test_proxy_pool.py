@@ -395,3 +395,30 @@ async def test_429_through_a_proxy_does_not_burn_it(
         assert result.outcome == "rate_limited" and result.retry_after_s == 1
     health = (await rotator.health.read([pid]))[pid]
     assert health.state == ProxyState.HEALTHY and health.failures == 0
+
+
+async def test_pools_health_check_degrades_when_a_pool_has_no_healthy_proxy(
+    rotator: ProxyRotator, db: Database, psettings: Settings
+) -> None:
+    pool, _ids = await add_pool(db, psettings, fake_urls(1))
+    check = proxy_service.pools_check(rotator)
+    before = await check()
+    assert before.data[f"{pool}.healthy"] == 1
+    sel = await rotator.select(pool, job_id="h", domain="d")
+    assert sel is not None
+    await rotator.report(sel, Outcome.BLOCKED)  # its only proxy cools down
+    after = await check()
+    assert after.status == "degraded"
+    assert pool in after.detail and after.data[f"{pool}.healthy"] == 0
+    assert "127.0.0.1" not in after.detail  # pool names only, never proxy addresses
+
+
+async def test_detailed_health_lists_proxy_pools_and_webhook_outbox(
+    admin_client: Any,
+) -> None:
+    r = await admin_client.get("/health/detailed")
+    components = r.json()["components"]
+    assert {"proxy_pools", "webhook_outbox"} <= set(components)
+    assert {"pending", "sending", "dead"} <= set(components["webhook_outbox"]["data"])
+    assert components["proxy_pools"]["status"] in ("healthy", "degraded")
+    assert components["proxy_pools"]["critical"] is False

@@ -91,6 +91,8 @@ async def stack(telemetry: Telemetry, databases: Databases, redis_url: str) -> A
         domain_concurrency=1,
         domain_rate_per_s=20.0,
         politeness_max_wait_s=0.05,
+        webhook_delivery_enabled=True,
+        webhook_poll_interval_s=0.1,
         error_flush_interval_s=0.1,
     )
     app = create_app(settings)
@@ -418,3 +420,44 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_webhook_delivered_by_the_worker_signed_and_traced(
+    stack: Stack, telemetry: Telemetry, site: TargetSite
+) -> None:
+    from tests.support.webhook_receiver import WebhookReceiver
+    from tests.test_webhooks import verify
+
+    receiver = WebhookReceiver().start()
+    try:
+        secret = (await stack.client.post("/v1/webhook-secret/rotate")).json()["secret"]
+        r = await stack.client.post(
+            "/v1/jobs",
+            json=job_body(
+                [site.url("/page/hook")], webhook_url=receiver.url("/ok"), metadata={"o": "1"}
+            ),
+        )
+        job_id = r.json()["id"]
+        await wait_job(stack.client, job_id)
+        deadline = asyncio.get_running_loop().time() + 15
+        while not receiver.hits("/ok") and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        [hit] = receiver.hits("/ok")
+        event = verify(secret, hit)  # an independent Standard Webhooks verifier
+        assert event["type"] == "job.completed" and event["data"]["job_id"] == job_id
+        for name in ("traceparent", "tracestate", "baggage", "x-request-id", "authorization"):
+            assert name not in {k.lower() for k in hit.headers}
+        deliveries = (await stack.client.get(f"/v1/jobs/{job_id}/webhook-deliveries")).json()
+        assert deliveries["items"][0]["status"] == "succeeded"
+        await asyncio.sleep(0.1)
+        spans = telemetry.finished()
+        server = _one(spans, "POST /v1/jobs")
+        deliver = _one(spans, "trawl.webhook deliver", **{"trawl.job.id": job_id})
+        assert deliver.parent is None
+        assert [link.context.trace_id for link in deliver.links] == [server.context.trace_id]
+        children = [s for s in spans if s.parent and s.parent.span_id == deliver.context.span_id]
+        [post] = [s for s in children if s.name == "POST"]
+        assert post.kind == SpanKind.CLIENT
+        assert post.attributes["http.response.status_code"] == 200
+    finally:
+        receiver.stop()

@@ -41,6 +41,17 @@ def _spawn_worker(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "app.worker"], env=env)
 
 
+async def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the worker drains), SIGKILL if it does not exit; never blocks the loop."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
+
+
 async def _running_task(settings: Settings, job_id: str, timeout: float = 20) -> Task:
     db = Database(settings.sqlalchemy_url)
     try:
@@ -91,9 +102,8 @@ async def test_killed_worker_task_is_requeued_and_completed(
                 assert done["progress"]["succeeded"] == 1
     finally:
         for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=40)
+            if proc is not None:
+                await _stop(proc)
 
 
 async def test_queue_down_at_submit_loses_nothing(
@@ -124,5 +134,5 @@ async def test_queue_down_at_submit_loses_nothing(
                 done = await wait_job(client, job_id, timeout=30)
                 assert done["status"] == "completed"
             finally:
-                worker_proc.terminate()
-                worker_proc.wait(timeout=40)
+                await _stop(worker_proc)
+        await dead.shutdown()

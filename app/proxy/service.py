@@ -5,11 +5,13 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
+from app.health import Check, CheckResult, degraded, healthy
 from app.ids import new_id
 from app.proxy import repository
 from app.proxy.errors import ProxyNotFound, ProxyPoolNotFound
 from app.proxy.health import Health, HealthStore, ProxyState, now_ms
 from app.proxy.models import Proxy, ProxyPoolConfig, Strategy
+from app.proxy.rotator import ProxyRotator
 from app.proxy.schemas import (
     PoolRead,
     PoolUpdate,
@@ -137,3 +139,26 @@ async def pools(session: AsyncSession, store: HealthStore) -> list[PoolRead]:
             )
         )
     return out
+
+
+def pools_check(rotator: ProxyRotator) -> Check:
+    """Health of the proxy pools: healthy proxies per pool; a pool with none is degraded."""
+
+    async def check() -> CheckResult:
+        snapshot = await rotator.snapshot()
+        if not snapshot:
+            return healthy("no proxy pools configured")
+        data = {
+            f"{pool}.healthy": int(states.get("healthy", 0)) for pool, states in snapshot.items()
+        }
+        empty = sorted(
+            pool
+            for pool, states in snapshot.items()
+            if states.get("healthy", 0) == 0
+            and sum(states.values()) - states.get("disabled", 0) > 0
+        )
+        if empty:
+            return degraded(f"no healthy proxy in pool(s) {', '.join(empty)}", **data)
+        return healthy(f"{len(snapshot)} pool(s) with healthy proxies", **data)
+
+    return check

@@ -5,10 +5,18 @@ Business code uses the OpenTelemetry API only; the SDK is set up by the ``otel``
 
 from app.telemetry.errors import capture
 from app.telemetry.metrics import CATALOGUE, instruments
-from app.telemetry.tracing import consumer_span, current_traceparent, inject, quiet, tracer
+from app.telemetry.tracing import (
+    background_span,
+    consumer_span,
+    current_traceparent,
+    inject,
+    quiet,
+    tracer,
+)
 
 __all__ = [
     "CATALOGUE",
+    "background_span",
     "capture",
     "consumer_span",
     "current_traceparent",

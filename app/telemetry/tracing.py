@@ -15,7 +15,14 @@ from app.queue.broker import SCRAPE_TASK
 
 _W3C = TraceContextTextMapPropagator()
 
-__all__ = ["consumer_span", "current_traceparent", "inject", "quiet", "tracer"]
+__all__ = [
+    "background_span",
+    "consumer_span",
+    "current_traceparent",
+    "inject",
+    "quiet",
+    "tracer",
+]
 
 
 def tracer() -> trace.Tracer:
@@ -41,6 +48,34 @@ def _link(traceparent: str | None) -> list[Link]:
 
 
 @contextmanager
+def background_span(
+    name: str,
+    kind: SpanKind,
+    *,
+    carrier: Mapping[str, str] | None = None,
+    link_traceparent: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> Iterator[trace.Span]:
+    """A span for work started by a poll loop: a child of ``carrier`` when that holds a trace
+    context, else a new trace linked to ``link_traceparent`` (the job's original trace).
+
+    It starts from a fresh base context: the loops run with instrumentation suppressed (no
+    spans nobody reads), and none of that must leak into this span's trace.
+    """
+    ctx = propagate.extract(dict(carrier or {}), context=context.Context())
+    has_parent = trace.get_current_span(ctx).get_span_context().is_valid
+    links = [] if has_parent else _link(link_traceparent)
+    token = context.attach(ctx)
+    try:
+        with tracer().start_as_current_span(
+            name, kind=kind, links=links, attributes=attributes
+        ) as span:
+            yield span
+    finally:
+        context.detach(token)
+
+
+@contextmanager
 def consumer_span(
     carrier: Mapping[str, str] | None, job_traceparent: str | None, attributes: dict[str, Any]
 ) -> Iterator[trace.Span]:
@@ -50,27 +85,19 @@ def consumer_span(
     trace. A message sent later (retry, reaper, dispatcher) starts a new trace linked to the
     job's original one, so a retry hours later does not stretch the request's trace.
     """
-    # A fresh base context: the poll loop that spawned this handler runs with instrumentation
-    # suppressed (no spans nobody reads), and none of that must leak into the task's trace.
-    ctx = propagate.extract(dict(carrier or {}), context=context.Context())
-    has_parent = trace.get_current_span(ctx).get_span_context().is_valid
-    links = [] if has_parent else _link(job_traceparent)
-    token = context.attach(ctx)
-    try:
-        with tracer().start_as_current_span(
-            f"{SCRAPE_TASK} process",
-            kind=SpanKind.CONSUMER,
-            links=links,
-            attributes={
-                "messaging.operation.type": "process",
-                "messaging.system": "redis",
-                "messaging.destination.name": "tasks",
-                **attributes,
-            },
-        ) as span:
-            yield span
-    finally:
-        context.detach(token)
+    with background_span(
+        f"{SCRAPE_TASK} process",
+        SpanKind.CONSUMER,
+        carrier=carrier,
+        link_traceparent=job_traceparent,
+        attributes={
+            "messaging.operation.type": "process",
+            "messaging.system": "redis",
+            "messaging.destination.name": "tasks",
+            **attributes,
+        },
+    ) as span:
+        yield span
 
 
 @contextmanager

@@ -18,15 +18,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
+from sqlalchemy import select
 
 import otel
 from app.auth.models import ApiKey
 from app.db import Database
 from app.db.base import utcnow
 from app.fetch.client import parse_retry_after
+from app.job.models import Job
 from app.security.secretbox import SecretBox
 from app.security.ssrf import SsrfBlocked, SsrfPolicy, egress_transport
 from app.settings import Settings
+from app.telemetry import background_span
 from app.webhook import repository, signing
 from app.webhook.metrics import WebhookMetrics, default_metrics
 from app.webhook.models import AttemptOutcome, DeliveryStatus, WebhookAttempt, WebhookDelivery
@@ -115,17 +119,38 @@ class WebhookDispatcher:
                 token=token,
             )
             secrets = await self._secrets(session, {d.api_key_id for d in claimed})
+            traces = await self._job_traces(session, {d.job_id for d in claimed})
         if not claimed:
             return 0
         gate = asyncio.Semaphore(s.webhook_concurrency)
 
         async def one(delivery: WebhookDelivery) -> None:
             async with gate:
-                result = await self.send(delivery, secrets.get(delivery.api_key_id, []))
-                await self._record(delivery, token, result)
+                # each delivery is its own trace, linked to the job's: the POST is its child
+                with background_span(
+                    "trawl.webhook deliver",
+                    SpanKind.INTERNAL,
+                    link_traceparent=traces.get(delivery.job_id),
+                    attributes={
+                        "trawl.job.id": delivery.job_id,
+                        "trawl.webhook.id": delivery.id,
+                        "trawl.webhook.event": delivery.event_type,
+                        "trawl.webhook.attempt": delivery.attempts + 1,
+                    },
+                ) as span:
+                    result = await self.send(delivery, secrets.get(delivery.api_key_id, []))
+                    span.set_attribute("trawl.webhook.outcome", result.outcome.value)
+                    await self._record(delivery, token, result)
 
         await asyncio.gather(*(one(d) for d in claimed))
         return len(claimed)
+
+    @staticmethod
+    async def _job_traces(session: Any, job_ids: set[str]) -> dict[str, str | None]:
+        if not job_ids:
+            return {}
+        rows = await session.execute(select(Job.id, Job.traceparent).where(Job.id.in_(job_ids)))
+        return {job_id: traceparent for job_id, traceparent in rows}
 
     async def _secrets(self, session: Any, key_ids: set[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import ApiKey
+from app.db import Database
 from app.db.base import utcnow
+from app.health import Check, CheckResult, degraded, healthy
 from app.ids import new_id
 from app.job.models import Job, JobStatus
 from app.security.secretbox import SecretBox
@@ -166,3 +168,17 @@ def secret_read(key: ApiKey) -> WebhookSecretRead:
 def rotate_secret(box: SecretBox, key: ApiKey, overlap_s: float) -> WebhookSecretRotated:
     secret = signing.rotate(box, key, overlap_s)
     return WebhookSecretRotated(**secret_read(key).model_dump(), secret=secret)
+
+
+def outbox_check(db: Database, *, max_pending: int) -> Check:
+    """Health of the webhook outbox: the backlog waiting to be sent, and what went dead."""
+
+    async def check() -> CheckResult:
+        async with db.session() as session:
+            counts = await repository.backlog(session)
+        data = {k: int(v) for k, v in counts.items()}
+        if counts.get("pending", 0) > max_pending:
+            return degraded(f"{counts['pending']} deliveries waiting (over {max_pending})", **data)
+        return healthy(f"{counts.get('pending', 0)} waiting, {counts.get('dead', 0)} dead", **data)
+
+    return check
