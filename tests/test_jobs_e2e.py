@@ -128,6 +128,25 @@ async def test_rate_limited_honours_retry_after(
     assert item["status"] == "succeeded" and item["attempts"] == 2
 
 
+@pytest.mark.parametrize("code", [429, 503])
+async def test_retry_after_wins_over_backoff(
+    client: httpx.AsyncClient, site: TargetSite, worker: Any, code: int
+) -> None:
+    """Backoff in the suite is at most 0.5 s; the site asks for 2 s and gets them."""
+    path = f"/flaky/retry-after-{code}"
+    r = await client.post(
+        "/v1/jobs",
+        json=job_body(
+            [site.url(f"{path}?fail=1&code={code}&retry_after=2")], options={"max_retries": 2}
+        ),
+    )
+    done = await wait_job(client, r.json()["id"])
+    [item] = await results(client, done["id"])
+    assert item["status"] == "succeeded" and item["attempts"] == 2
+    first, second = site.hit_times[path]
+    assert second - first >= 1.9
+
+
 def socket_free_port() -> int:
     import socket
 

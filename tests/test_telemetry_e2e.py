@@ -377,6 +377,7 @@ async def test_logs_are_json_with_trace_ids_of_exported_spans(
         if rec["message"] == "task attempt settled" and rec.get("job.id") == job_id
     ]
     assert settled and settled[0]["task.id"].startswith("tsk_")
+    assert settled[0]["http.request.id"] == "log-req-1"  # carried through the queue message
     trace_ids = {format(s.context.trace_id, "032x") for s in telemetry.finished()}
     assert settled[0]["trace.id"] in trace_ids
     assert settled[0]["span.id"]

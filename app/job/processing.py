@@ -28,7 +28,8 @@ from app.proxy.egress import Egress, fetch_for_task
 from app.queue.backoff import retry_delay
 from app.queue.politeness import Grant, Politeness
 from app.settings import Settings
-from app.telemetry import consumer_span, instruments, quiet, tracer
+from app.telemetry import capture, consumer_span, instruments, quiet, tracer
+from app.telemetry.tracing import REQUEST_ID
 from app.webhook import service as webhook_service
 
 log = logging.getLogger("trawl.worker")
@@ -69,11 +70,24 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             "trawl.task.attempt": task.attempt + 1,
             "url.full": redact_url(task.url),
         }
+        request_id = (carrier or {}).get(REQUEST_ID)  # the submitting request's, when sent by it
         with (
             consumer_span(carrier, job.traceparent, attrs),
-            otel.bind_context(job_id=job.id, task_id=task.id),
+            otel.bind_context(request_id=request_id, job_id=job.id, task_id=task.id),
         ):
-            await _process(ctx, session, task, job)
+            try:
+                await _process(ctx, session, task, job)
+            except Exception as exc:  # the task stays running; the reaper requeues it
+                capture(
+                    exc,
+                    component="worker",
+                    context={
+                        "job_id": job.id,
+                        "task_id": task.id,
+                        "request_id": request_id,
+                        "worker_id": ctx.worker_id,
+                    },
+                )
 
 
 async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> None:

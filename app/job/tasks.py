@@ -24,7 +24,7 @@ def make_handler(ctx: processing.WorkerContext) -> Handler:
     async def scrape(task_id: str, carrier: dict[str, str] | None = None) -> None:
         try:
             await processing.process(ctx, task_id, carrier)
-        except Exception as exc:  # the task stays running; the reaper requeues it
+        except Exception as exc:  # outside a task's span (e.g. its first read): still counted
             capture(
                 exc, component="worker", context={"task_id": task_id, "worker_id": ctx.worker_id}
             )

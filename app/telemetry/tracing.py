@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+import otel
 from app.queue.broker import SCRAPE_TASK
 
 _W3C = TraceContextTextMapPropagator()
@@ -29,15 +30,24 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer("trawl")
 
 
+REQUEST_ID = "x-request-id"
+
+
 def inject() -> dict[str, str]:
-    """W3C trace context of the current span, for a queue message (never for third parties)."""
+    """W3C trace context of the current span and the request id, for a queue message (internal:
+    never sent to third parties)."""
     carrier: dict[str, str] = {}
     _W3C.inject(carrier)
+    request_id = otel.current_context().get("http.request.id")
+    if request_id:
+        carrier[REQUEST_ID] = request_id
     return carrier
 
 
 def current_traceparent() -> str | None:
-    return inject().get("traceparent")
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier.get("traceparent")
 
 
 def _link(traceparent: str | None) -> list[Link]:

@@ -28,6 +28,7 @@ class TargetSite:
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
+        self.hit_times: dict[str, list[float]] = {}
         self.headers_seen: list[dict[str, str]] = []
         self.lock = threading.Lock()
         site = self
@@ -82,6 +83,7 @@ class TargetSite:
         path = parsed.path
         with self.lock:
             self.hits[path] += 1
+            self.hit_times.setdefault(path, []).append(time.monotonic())
             count = self.hits[path]
             self.headers_seen.append({k.lower(): v for k, v in h.headers.items()})
         if path.startswith("/page/"):
@@ -95,7 +97,8 @@ class TargetSite:
             self._send(h, 429, b"slow down", {"retry-after": q.get("retry_after", "1")})
         elif path.startswith("/flaky/"):
             if count <= int(q.get("fail", "2")):
-                self._send(h, int(q.get("code", "503")), b"try later")
+                extra = {"retry-after": q["retry_after"]} if "retry_after" in q else None
+                self._send(h, int(q.get("code", "503")), b"try later", extra)
             else:
                 self._send(h, 200, page("flaky"))
         elif path == "/redirect":
