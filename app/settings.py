@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     health_refresh_interval_s: float = Field(default=15.0, gt=0)
     health_queue_max_age_s: float = Field(default=300.0, gt=0)
     health_webhook_max_pending: int = Field(default=1000, ge=0)
+    health_token: SecretStr | None = None
     health_disk_degraded_free_ratio: float = Field(default=0.10, ge=0, le=1)
     health_disk_degraded_free_bytes: int = Field(default=1024**3, ge=0)
     health_disk_unhealthy_free_ratio: float = Field(default=0.02, ge=0, le=1)

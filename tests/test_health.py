@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from pydantic import SecretStr
 
 from app.db import Database
 from app.health import CheckResult, HealthService, HealthStatus, degraded, healthy
@@ -664,3 +665,35 @@ def test_worker_healthcheck_command(healthcheck_env: dict[str, str], tmp_path: P
         check=False,
     )
     assert usage.returncode == 2
+
+
+async def test_detailed_with_a_hung_database_answers_at_once(
+    app: Any, settings: Settings, admin_client: httpx.AsyncClient, hung: HungServer
+) -> None:
+    """The admin key cannot be checked against a hung database: 503 within the timeout, and
+    the health token still reads the report without the database."""
+    services = app.state.services
+    original_db, original_settings = services.db, services.settings
+    hung_db = Database(f"postgresql+asyncpg://u@127.0.0.1:{hung.port}/db")
+    services.db = hung_db
+    services.settings = original_settings.model_copy(
+        update={"health_check_timeout_s": TIMEOUT_S, "health_token": SecretStr("t" * 40)}
+    )
+    try:
+        started = time.monotonic()
+        r = await admin_client.get("/health/detailed")
+        assert time.monotonic() - started < TIMEOUT_S + 2.5  # bounded, not hanging
+        assert r.status_code == 503
+        assert r.json()["type"] == "/problems/auth-unavailable"
+        r = await admin_client.get(
+            "/health/detailed", headers={"authorization": "Bearer " + "t" * 40}
+        )
+        assert r.status_code in (200, 503)
+        assert "components" in r.json()
+        wrong = await admin_client.get(
+            "/health/detailed", headers={"authorization": "Bearer " + "x" * 40}
+        )
+        assert wrong.status_code == 503  # not the token: an API key, unverifiable right now
+    finally:
+        services.db, services.settings = original_db, original_settings
+        await hung_db.dispose()

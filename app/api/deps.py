@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.db import Database
+from app.errors import AppError
 from app.health import HealthService
 from app.queue import Publisher
 from app.settings import Settings
@@ -69,3 +72,36 @@ async def get_admin_key(key: CurrentKey) -> ApiKey:
 
 
 AdminKey = Annotated[ApiKey, Depends(get_admin_key)]
+
+
+class AuthUnavailable(AppError):
+    status = 503
+    title = "Authentication unavailable"
+    type_slug = "auth-unavailable"
+
+
+async def get_health_viewer(
+    services: ServicesDep,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Who may read ``/health/detailed``: the ``TRAWL_HEALTH_TOKEN`` bearer (checked without
+    the database), or an admin key checked within the health timeout, so that a hung database
+    makes this endpoint answer 503 at once instead of hanging with it."""
+    settings = services.settings
+    token = settings.health_token.get_secret_value() if settings.health_token else None
+    scheme, _, presented = (authorization or "").partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(presented.strip(), token):
+        return
+    try:
+        async with asyncio.timeout(settings.health_check_timeout_s):
+            key = await auth_service.authenticate(session, authorization)
+    except TimeoutError:
+        raise AuthUnavailable(
+            "The API key cannot be checked: the database does not answer in time. "
+            "Use TRAWL_HEALTH_TOKEN to read detailed health without the database."
+        ) from None
+    auth_service.require_admin(key)
+
+
+HealthViewer = Annotated[None, Depends(get_health_viewer)]

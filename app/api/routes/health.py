@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
 
-from app.api.deps import AdminKey, ServicesDep
+from app.api.deps import HealthViewer, ServicesDep
 from app.health import DetailedHealth, HealthService, HealthStatus, Liveness, Readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -52,7 +52,7 @@ async def readiness(health: HealthDep, response: Response) -> Readiness:
     summary="Every component with status, latency and detail (admin)",
     responses=_unavailable(DetailedHealth, "overall status unhealthy"),
 )
-async def detailed(_: AdminKey, health: HealthDep, response: Response) -> DetailedHealth:
+async def detailed(_: HealthViewer, health: HealthDep, response: Response) -> DetailedHealth:
     result = await health.detailed()
     response.headers.update(_NO_STORE)
     if result.status is HealthStatus.UNHEALTHY:
