@@ -41,6 +41,9 @@ from app.webhook.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("trawl.worker")
 
+DRAIN_TIMEOUT_S = 30.0  # running tasks get this long to finish after SIGTERM
+STOP_TIMEOUT_S = 5.0  # each loop and close step gets this long
+
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -169,7 +172,7 @@ class Worker:
 
     async def _beat(self) -> None:
         await asyncio.to_thread(touch_alive_file, self.settings.data_dir)
-        await tasks.heartbeat(self.db, self.worker_id)
+        await tasks.heartbeat(self.db, self.worker_id, list(self.ctx.active))
         ttl = int(self.settings.stale_after_s)
         await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
 
@@ -222,29 +225,34 @@ class Worker:
         await self._drain(receiver, loops)
 
     async def _drain(self, receiver: asyncio.Task[None], loops: list[asyncio.Task[None]]) -> None:
-        deadline = asyncio.get_running_loop().time() + 30
+        """Let running tasks finish (bounded), stop the loops, close. Never hangs: a task left
+        running is reaped by another worker once its heartbeat is stale."""
+        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
         # Poll the in-flight set: tasks leave it from many places, a poll is the simple join.
         while self.ctx.active and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
-        receiver.cancel()
-        for task in loops:
+        for task in (receiver, *loops):
             task.cancel()
-        await asyncio.gather(receiver, *loops, return_exceptions=True)
+        _, pending = await asyncio.wait({receiver, *loops}, timeout=STOP_TIMEOUT_S)
+        if pending:
+            log.warning("worker loops did not stop in time", extra={"pending": len(pending)})
         await self.close()
 
     async def close(self) -> None:
         set_tracker(None)
         for name in ("trawl.queue.depth", "trawl.queue.oldest_age", "trawl.job.active"):
             instruments().set_gauge_source(name, None)
-        with contextlib.suppress(Exception):
-            await self.broker.shutdown()
+        closers: list[Awaitable[object]] = [self.broker.shutdown(), self.ctx.http.aclose()]
         if self.ctx.egress is not None:
-            await self.ctx.egress.aclose()
+            closers.append(self.ctx.egress.aclose())
         if self.webhooks is not None:
-            await self.webhooks.aclose()
-        await self.ctx.http.aclose()
-        await self.redis.aclose()
-        await self.db.dispose()
+            closers.append(self.webhooks.aclose())
+        closers += [self.redis.aclose(), self.db.dispose()]
+        for closer in closers:
+            try:
+                await asyncio.wait_for(closer, timeout=STOP_TIMEOUT_S)
+            except Exception as exc:  # a dependency that hangs at shutdown must not hang us
+                log.warning("worker close step failed", extra={"error.type": type(exc).__name__})
         remove_alive_file(self.settings.data_dir)
 
 

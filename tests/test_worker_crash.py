@@ -136,3 +136,56 @@ async def test_queue_down_at_submit_loses_nothing(
             finally:
                 await _stop(worker_proc)
         await dead.shutdown()
+
+
+async def test_heartbeat_covers_only_tasks_in_hand(databases: Databases) -> None:
+    """A task whose attempt died with an error (no longer in the worker's hands) stops being
+    heart-beaten even though the worker lives on, so the reaper gives it back."""
+    from datetime import timedelta
+
+    from app.auth.models import ApiKey
+    from app.db.base import utcnow
+    from app.job import tasks as job_tasks
+    from app.job.models import Job
+
+    db = Database(await databases.anew())
+    old = utcnow() - timedelta(minutes=5)
+    try:
+        async with db.transaction() as s:
+            s.add(ApiKey(id="key_hb", name="hb", prefix="p", key_hash="h" * 64, scopes=["jobs"]))
+            await s.flush()
+            s.add(
+                Job(
+                    id="job_hb",
+                    api_key_id="key_hb",
+                    request_hash="0" * 64,
+                    extract={},
+                    options={},
+                    total_tasks=2,
+                )
+            )
+            await s.flush()
+            for tid in ("tsk_held", "tsk_orphan"):
+                s.add(
+                    Task(
+                        id=tid,
+                        job_id="job_hb",
+                        position=0,
+                        url="http://x/",
+                        domain="x",
+                        status="running",
+                        attempt=1,
+                        max_attempts=3,
+                        worker_id="w1",
+                        heartbeat_at=old,
+                    )
+                )
+        assert await job_tasks.heartbeat(db, "w1", ["tsk_held"]) == 1
+        assert await job_tasks.reap(db, stale_after_s=60) == 1
+        async with db.session() as s:
+            held, orphan = (await s.get(Task, "tsk_held"), await s.get(Task, "tsk_orphan"))
+            assert held is not None and orphan is not None
+            assert held.status == "running" and orphan.status == "queued"
+            assert orphan.worker_id is None and orphan.dispatched_at is None
+    finally:
+        await db.dispose()

@@ -77,7 +77,7 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
         ):
             try:
                 await _process(ctx, session, task, job)
-            except Exception as exc:  # the task stays running; the reaper requeues it
+            except Exception as exc:
                 capture(
                     exc,
                     component="worker",
@@ -88,6 +88,7 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
                         "worker_id": ctx.worker_id,
                     },
                 )
+                await _recover(ctx, task)
 
 
 async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> None:
@@ -126,6 +127,22 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
             metrics.active.add(-1)
     with tracer().start_as_current_span("store"):
         await _settle(ctx, session, task, job, attempt)
+
+
+async def _recover(ctx: WorkerContext, task: Task) -> None:
+    """After an unexpected error: a task still queued goes back to the dispatcher (soon, not
+    after the redispatch timeout); one left running is no longer heart-beaten, so the reaper
+    requeues it after ``TRAWL_STALE_AFTER_S``."""
+    try:
+        async with ctx.db.transaction() as session:
+            delay = ctx.settings.backoff_base_s * (1 + _jitter.random())
+            await repository.defer_task(session, task.id, utcnow() + timedelta(seconds=delay))
+    except Exception:
+        log.warning(
+            "could not hand the task back; the dispatcher resends it later",
+            extra={"task.id": task.id},
+            exc_info=True,
+        )
 
 
 def redact_url(url: str) -> str:

@@ -188,10 +188,16 @@ async def cancel_queued_tasks(session: AsyncSession, job_id: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def heartbeat(session: AsyncSession, worker_id: str) -> int:
+async def heartbeat(session: AsyncSession, worker_id: str, task_ids: Sequence[str]) -> int:
+    """Refresh the tasks this worker is running now. Only those: a task whose attempt died
+    with an error stops being refreshed, and the reaper gives it back to the queue."""
+    if not task_ids:
+        return 0
     result = await session.execute(
         update(Task)
-        .where(Task.worker_id == worker_id, Task.status == TaskStatus.RUNNING)
+        .where(
+            Task.id.in_(task_ids), Task.worker_id == worker_id, Task.status == TaskStatus.RUNNING
+        )
         .values(heartbeat_at=utcnow())
         .execution_options(synchronize_session=False)
     )

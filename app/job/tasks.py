@@ -102,6 +102,6 @@ async def reap(db: Database, stale_after_s: float) -> int:
     return count
 
 
-async def heartbeat(db: Database, worker_id: str) -> int:
+async def heartbeat(db: Database, worker_id: str, task_ids: Sequence[str]) -> int:
     async with db.transaction() as session:
-        return await repository.heartbeat(session, worker_id)
+        return await repository.heartbeat(session, worker_id, task_ids)
