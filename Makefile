@@ -20,8 +20,14 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Local development only: lets `make run` scrape loopback/private pages (the README example).
+# Local development: loopback targets allowed. Without OTEL_EXPORTER_OTLP_ENDPOINT there is no
+# collector to send to (no `make up`), so export stays off instead of failing every few seconds.
 run: install
-	TRAWL_ALLOW_PRIVATE_TARGETS=true $(PY) -m app.run
+	@if [ -z "$$OTEL_EXPORTER_OTLP_ENDPOINT" ]; then \
+	  echo "telemetry export off: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4318) to send it"; \
+	  export OTEL_TRACES_EXPORTER=$${OTEL_TRACES_EXPORTER:-none} OTEL_METRICS_EXPORTER=$${OTEL_METRICS_EXPORTER:-none} \
+	         OTEL_LOGS_EXPORTER=$${OTEL_LOGS_EXPORTER:-none}; \
+	fi; TRAWL_ALLOW_PRIVATE_TARGETS=true $(PY) -m app.run
 
 api: install
 	$(PY) -m uvicorn app.main:create_app --factory --host 127.0.0.1 --port 8000
