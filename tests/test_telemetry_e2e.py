@@ -118,6 +118,8 @@ async def stack(telemetry: Telemetry, databases: Databases, redis_url: str) -> A
 
 @pytest.fixture(autouse=True)
 def _clear(telemetry: Telemetry) -> None:
+    # spans of the previous test still in the batch processor would land in this one
+    telemetry.tel.force_flush(5.0)
     telemetry.spans.clear()
 
 
