@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import otel
@@ -176,6 +177,7 @@ async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
     until = utcnow() + timedelta(seconds=wait_s * (1 + _jitter.random()))
     await repository.defer_task(session, task.id, until)
     await session.commit()
+    trace.get_current_span().add_event("trawl.task.deferred", {"trawl.defer.wait_s": wait_s})
     log.debug("task deferred by politeness", extra={"task.id": task.id, "wait_s": wait_s})
 
 
