@@ -53,6 +53,9 @@ NON_METRIC_KEYS = {
     "trawl.task.attempt",
     "trawl.fields",
     "trawl.domain",
+    "trawl.webhook.id",
+    "trawl.webhook.event",
+    "trawl.webhook.attempt",
     # logger names
     "trawl.api",
     "trawl.worker",
