@@ -133,8 +133,21 @@ def test_every_trawl_metric_in_the_doc_is_in_the_catalogue() -> None:
         assert token in known or base in known, f"unknown Prometheus name {token}"
 
 
+def _parse_sources() -> dict[Path, ast.Module]:
+    return {
+        path: ast.parse(path.read_text(), str(path))
+        for package in ("app", "otel")
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
+
+
+# Parsed at collection, before any test starts background threads: CPython 3.11's AST
+# constructor can fail with "recursion depth mismatch" while other threads run (seen in this suite).
+SOURCES = _parse_sources()
+
+
 def _created_names(path: Path) -> Iterator[tuple[str, int]]:
-    tree = ast.parse(path.read_text(), str(path))
+    tree = SOURCES[path]
     constants = {
         target.id: node.value.value
         for node in tree.body
@@ -165,7 +178,7 @@ def _created_names(path: Path) -> Iterator[tuple[str, int]]:
 
 
 def _loop_gauge_names(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
+    tree = SOURCES[path]
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple):
@@ -177,10 +190,9 @@ def _loop_gauge_names(path: Path) -> set[str]:
 
 def test_every_trawl_instrument_in_the_source_is_in_the_catalogue() -> None:
     found: dict[str, str] = {}
-    for package in ("app", "otel"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            for name, line in _created_names(path):
-                found[name] = f"{path.relative_to(ROOT)}:{line}"
+    for path in SOURCES:
+        for name, line in _created_names(path):
+            found[name] = f"{path.relative_to(ROOT)}:{line}"
     found.update(
         {
             n: "app/telemetry/metrics.py"
