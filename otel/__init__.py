@@ -26,6 +26,7 @@ from otel._setup import DEFAULT_SHUTDOWN_TIMEOUT_S, Telemetry
 from otel.collector import collector_endpoint
 from otel.context import bind_context, current_context, reset_context, set_context
 from otel.errors import fingerprint, record_exception
+from otel.export_stats import export_failures
 from otel.http_client import traced_transport
 from otel.instrument import instrument_redis, instrument_sqlalchemy
 from otel.logs import configure_logging
@@ -38,6 +39,7 @@ __all__ = [
     "configure",
     "configure_logging",
     "current_context",
+    "export_failures",
     "fingerprint",
     "force_flush",
     "instrument_redis",

@@ -16,7 +16,6 @@ from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
     ConsoleLogRecordExporter,
     LogRecordExporter,
 )
@@ -37,11 +36,16 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
 )
 
+from otel.export_stats import (
+    STATS,
+    CountingBatchLogRecordProcessor,
+    CountingBatchSpanProcessor,
+    CountingMetricExporter,
+)
 from otel.metrics import default_views
 
 _log = logging.getLogger("otel")
@@ -103,6 +107,7 @@ class Telemetry:
         if self.logger_provider is not None:
             calls.append(self.logger_provider.shutdown)
         ok = _run_bounded("shutdown", calls, timeout_s)
+        STATS.log_summary()
         if not ok:
             for close in self._closers:
                 try:
@@ -276,7 +281,11 @@ def _metric_readers(closers: list[Callable[[], None]], limit: int) -> list[Metri
 
             exp = OTLPMetricExporter()
             closers.append(exp.shutdown)
-            out.append(PeriodicExportingMetricReader(exp, cardinality_limits=_limits(limit)))
+            out.append(
+                PeriodicExportingMetricReader(
+                    CountingMetricExporter(exp), cardinality_limits=_limits(limit)
+                )
+            )
         elif name == "console":
             out.append(
                 PeriodicExportingMetricReader(
@@ -342,8 +351,10 @@ def install(
     # Traces: sampler comes from OTEL_TRACES_SAMPLER(_ARG) (SDK default parentbased_always_on).
     tp = TracerProvider(resource=resource, shutdown_on_exit=False)
     span_exporters = [span_exporter] if span_exporter is not None else _span_exporters(closers)
+    # Every lost span, log record and metric data point is counted (otel/export_stats.py).
+    STATS.bind(lambda: tel.meter_provider)
     for sx in span_exporters:
-        tp.add_span_processor(BatchSpanProcessor(sx))
+        tp.add_span_processor(CountingBatchSpanProcessor(sx))
     tel.tracer_provider = tp
 
     readers = (
@@ -358,7 +369,7 @@ def install(
     lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
     log_exporters = [log_exporter] if log_exporter is not None else _log_exporters(closers)
     for lx in log_exporters:
-        lp.add_log_record_processor(BatchLogRecordProcessor(lx))
+        lp.add_log_record_processor(CountingBatchLogRecordProcessor(lx))
     tel.logger_provider = lp
 
     if set_global:
@@ -390,6 +401,7 @@ def reset() -> None:
     _active = None
     if tel is not None:
         tel.shutdown(timeout_s=2.0)
+    STATS.reset()
     _reset_global_providers()
     _globals_pid = None
 

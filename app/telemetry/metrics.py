@@ -187,6 +187,73 @@ CATALOGUE: tuple[Spec, ...] = (
         ("trawl.error.kind",),
         "Error groups seen for the first time (new) or again after being resolved (regression).",
     ),
+    # Created in app/proxy/metrics.py (meter ``trawl``).
+    Spec(
+        "trawl.proxy.requests",
+        "counter",
+        "{request}",
+        ("trawl.proxy.pool", "trawl.outcome"),
+        "Fetch attempts made through a proxy, by pool and outcome.",
+    ),
+    Spec(
+        "trawl.proxy.rotations",
+        "counter",
+        "{rotation}",
+        ("trawl.proxy.pool", "trawl.proxy.rotation.reason"),
+        "Proxy choices that changed the proxy, by pool and reason.",
+    ),
+    Spec(
+        "trawl.proxy.pool.size",
+        "gauge",
+        "{proxy}",
+        ("trawl.proxy.pool", "trawl.proxy.state"),
+        "Proxies per pool and state (last snapshot).",
+    ),
+    # Created in app/webhook/metrics.py (meter ``trawl``).
+    Spec(
+        "trawl.webhook.attempts",
+        "counter",
+        "{attempt}",
+        ("trawl.webhook.outcome",),
+        "Webhook HTTP attempts, by outcome.",
+    ),
+    Spec(
+        "trawl.webhook.deliveries",
+        "counter",
+        "{delivery}",
+        ("trawl.webhook.status",),
+        "Webhook deliveries that reached a final status.",
+    ),
+    Spec(
+        "trawl.webhook.duration",
+        "histogram",
+        "s",
+        ("trawl.webhook.outcome",),
+        "Duration of webhook HTTP attempts.",
+    ),
+    # Created in app/health/service.py (meter ``trawl.health``).
+    Spec(
+        "trawl.health.component.status",
+        "gauge",
+        "1",
+        ("trawl.health.component",),
+        "Health of each component: 1 healthy, 0.5 degraded, 0 unhealthy",
+    ),
+    Spec(
+        "trawl.health.status",
+        "gauge",
+        "1",
+        (),
+        "Overall health: 1 healthy, 0.5 degraded, 0 unhealthy",
+    ),
+    # Created in otel/export_stats.py (meter ``otel``).
+    Spec(
+        "trawl.telemetry.export.failures",
+        "counter",
+        "{item}",
+        ("trawl.telemetry.signal", "trawl.telemetry.reason"),
+        "Telemetry items lost before the collector.",
+    ),
 )
 
 

@@ -7,73 +7,24 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+from tests.support.otlp_receiver import Receiver, serve
+from tests.support.otlp_receiver import attrs as _attrs
+from tests.support.otlp_receiver import resource_attrs as _resource_attrs
 
 ROOT = Path(__file__).resolve().parents[2]
-
-_MESSAGES = {
-    "/v1/traces": ExportTraceServiceRequest,
-    "/v1/metrics": ExportMetricsServiceRequest,
-    "/v1/logs": ExportLogsServiceRequest,
-}
-
-
-@dataclass
-class Receiver:
-    url: str
-    received: dict[str, list[Any]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, path: str) -> list[Any]:
-        with self.lock:
-            return list(self.received.get(path, []))
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            cls = _MESSAGES.get(self.path)
-            if cls is None:
-                self.send_response(404)
-                self.end_headers()
-                return
-            msg = cls()
-            msg.ParseFromString(body)
-            with rec.lock:
-                rec.received.setdefault(self.path, []).append(msg)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    rec.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield rec
-    srv.shutdown()
-    srv.server_close()
+    with serve() as rec:
+        yield rec
 
 
 CHILD = """
@@ -122,19 +73,6 @@ def _run_child(
     lines = [json.loads(x) for x in proc.stdout.splitlines() if x.strip()]
     info = json.loads(proc.stderr.strip().splitlines()[-1])
     return lines, info
-
-
-def _attrs(kvs: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in kvs:
-        assert isinstance(kv, KeyValue)
-        which = kv.value.WhichOneof("value")
-        out[kv.key] = getattr(kv.value, which) if which else None
-    return out
-
-
-def _resource_attrs(requests: list[Any], field_name: str) -> list[dict[str, Any]]:
-    return [_attrs(r.resource.attributes) for req in requests for r in getattr(req, field_name)]
 
 
 def test_all_signals_arrive_with_resource(receiver: Receiver) -> None:

@@ -1,0 +1,312 @@
+"""docs/telemetry.md and the metric catalogue stay in step with the code.
+
+* every ``CATALOGUE`` metric is documented with its unit, attributes and Prometheus name;
+* every ``trawl.*`` metric the doc names is in ``CATALOGUE``;
+* every ``trawl.*`` instrument created anywhere in ``app/`` or ``otel/`` is in ``CATALOGUE``;
+* the instruments created outside ``app/telemetry/metrics.py`` (proxies, webhooks, health,
+  lost telemetry) match their ``Spec`` exactly: kind, unit, attribute keys, description.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    InMemoryMetricReader,
+    Metric,
+    Sum,
+)
+
+from app.health.schemas import HealthStatus
+from app.health.service import HealthService
+from app.proxy.metrics import ProxyMetrics
+from app.telemetry.metrics import CATALOGUE, Spec
+from app.webhook.metrics import WebhookMetrics
+from otel.export_stats import ExportStats
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "telemetry.md"
+SPECS = {spec.name: spec for spec in CATALOGUE}
+CREATORS = {
+    "create_counter",
+    "create_histogram",
+    "create_up_down_counter",
+    "create_observable_gauge",
+    "create_observable_counter",
+    "create_observable_up_down_counter",
+    "create_gauge",
+}
+#: ``trawl.*`` names the doc may use that are neither metrics nor metric attributes: span
+#: attributes and log fields (never metric attributes: they are unbounded), logger names.
+NON_METRIC_KEYS = {
+    "trawl.job.id",
+    "trawl.task.id",
+    "trawl.task.attempt",
+    "trawl.fields",
+    "trawl.domain",
+    "trawl.webhook.id",
+    "trawl.webhook.event",
+    "trawl.webhook.attempt",
+    # logger names
+    "trawl.api",
+    "trawl.worker",
+    "trawl.dispatcher",
+    "trawl.health",
+}
+NON_METRIC_PREFIXES = ("trawl.error.",)  # log fields trawl.error.<context key>
+_UNIT_SUFFIX = {"s": "seconds", "By": "bytes"}
+
+
+def prometheus_name(spec: Spec) -> str:
+    """The name after OTLP -> Prometheus translation (suffixes on, underscore escaping):
+    dots become underscores, ``s``/``By`` append ``_seconds``/``_bytes``, ``{...}`` units are
+    dropped, ``1`` on a gauge appends ``_ratio``, monotonic counters append ``_total``,
+    histograms are read as ``_bucket`` (with ``_sum`` and ``_count``)."""
+    name = spec.name.replace(".", "_")
+    suffix = _UNIT_SUFFIX.get(spec.unit)
+    if suffix and not name.endswith(f"_{suffix}"):
+        name += f"_{suffix}"
+    if spec.unit == "1" and spec.kind == "gauge":
+        name += "_ratio"
+    if spec.kind == "counter":
+        name += "_total"
+    if spec.kind == "histogram":
+        name += "_bucket"
+    return name
+
+
+def _doc() -> str:
+    return DOC.read_text()
+
+
+def _row(text: str, name: str) -> str:
+    rows = [line for line in text.splitlines() if line.startswith(f"| `{name}` |")]
+    assert len(rows) == 1, f"{name}: expected one table row in docs/telemetry.md, got {len(rows)}"
+    return rows[0]
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda s: s.name)
+def test_every_catalogue_metric_is_documented(spec: Spec) -> None:
+    row = _row(_doc(), spec.name)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == spec.kind, row
+    assert cells[2] == f"`{spec.unit}`", row
+    documented = set(re.findall(r"`([a-z][a-z0-9_.]*)`", cells[3]))
+    assert documented == set(spec.attributes), row
+    assert f"`{prometheus_name(spec)}`" in row, (prometheus_name(spec), row)
+
+
+def test_every_trawl_metric_in_the_doc_is_in_the_catalogue() -> None:
+    text = _doc()
+    kinds = "|".join(sorted({spec.kind for spec in CATALOGUE}))
+    table_names = set(
+        re.findall(rf"^\| `(trawl\.[a-z0-9_.]+)` \| (?:{kinds}) \|", text, re.MULTILINE)
+    )
+    assert len(table_names) == len(CATALOGUE)
+    assert table_names - SPECS.keys() == set()
+    attributes = {a for spec in CATALOGUE for a in spec.attributes}
+    unknown = sorted(
+        token
+        for token in set(re.findall(r"`(trawl\.[a-z0-9_.]*[a-z0-9_])`", text))
+        if token not in SPECS
+        and token not in attributes
+        and token not in NON_METRIC_KEYS
+        and not token.startswith(NON_METRIC_PREFIXES)
+    )
+    assert unknown == [], "trawl.* names in docs/telemetry.md that are not in CATALOGUE"
+    # Prometheus names: translated metric names (the scrape exporter's without ``_ratio``)
+    # and label names
+    known = {prometheus_name(spec).removesuffix("_bucket") for spec in CATALOGUE}
+    known |= {name.replace("_ratio", "") for name in known}
+    known |= {a.replace(".", "_") for a in attributes}
+    for token in set(re.findall(r"`(trawl_[a-z0-9_]+)`", text)):
+        base = re.sub(r"_(bucket|sum|count)$", "", token)
+        assert token in known or base in known, f"unknown Prometheus name {token}"
+
+
+def _parse_sources() -> dict[Path, ast.Module]:
+    return {
+        path: ast.parse(path.read_text(), str(path))
+        for package in ("app", "otel")
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
+
+
+# Parsed at collection, before any test starts background threads: CPython 3.11's AST
+# constructor can fail with "recursion depth mismatch" while other threads run (seen in this suite).
+SOURCES = _parse_sources()
+
+
+def _created_names(path: Path) -> Iterator[tuple[str, int]]:
+    tree = SOURCES[path]
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in CREATORS
+        ):
+            continue
+        first = node.args[0] if node.args else None
+        for kw in node.keywords:
+            if kw.arg == "name":
+                first = kw.value
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            yield first.value, node.lineno
+        elif isinstance(first, ast.Name) and first.id in constants:
+            yield constants[first.id], node.lineno
+        elif isinstance(first, ast.Name) and first.id == "name":
+            # BusinessMetrics' gauge loop: for name, unit, desc in ((literal, ...), ...)
+            continue
+        else:
+            raise AssertionError(f"{path}:{node.lineno}: instrument name is not a literal")
+
+
+def _loop_gauge_names(path: Path) -> set[str]:
+    tree = SOURCES[path]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple):
+            for elt in node.iter.elts:
+                if isinstance(elt, ast.Tuple) and isinstance(elt.elts[0], ast.Constant):
+                    names.add(str(elt.elts[0].value))
+    return names
+
+
+def test_every_trawl_instrument_in_the_source_is_in_the_catalogue() -> None:
+    found: dict[str, str] = {}
+    for path in SOURCES:
+        for name, line in _created_names(path):
+            found[name] = f"{path.relative_to(ROOT)}:{line}"
+    found.update(
+        {
+            n: "app/telemetry/metrics.py"
+            for n in _loop_gauge_names(ROOT / "app/telemetry/metrics.py")
+        }
+    )
+    trawl = {n: where for n, where in found.items() if n.startswith("trawl.")}
+    assert {"trawl.proxy.pool.size", "trawl.health.status", "trawl.job.active"} <= trawl.keys()
+    missing = {n: where for n, where in trawl.items() if n not in SPECS}
+    assert missing == {}
+    # and the catalogue lists nothing that no code creates
+    assert SPECS.keys() - trawl.keys() == set()
+
+
+# ------------------------------------------------------------------ instruments outside the
+# catalogue module: what they emit is exactly their Spec
+
+
+def _emitted(reader: InMemoryMetricReader) -> dict[str, Metric]:
+    out: dict[str, Metric] = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                out[metric.name] = metric
+    return out
+
+
+def _kind(metric: Metric) -> str:
+    data: Any = metric.data
+    if isinstance(data, Histogram):
+        return "histogram"
+    if isinstance(data, Gauge):
+        return "gauge"
+    assert isinstance(data, Sum)
+    return "counter" if data.is_monotonic else "updowncounter"
+
+
+def test_module_instruments_match_their_specs() -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("trawl")
+
+    proxies = ProxyMetrics(meter)
+    proxies.request("pool-a", "success")
+    proxies.rotation("pool-a", "strategy")
+    proxies.set_snapshot({"pool-a": {"healthy": 2, "dead": 1}})
+
+    hooks = WebhookMetrics(meter)
+    hooks.attempt("success", 0.2)
+    hooks.final("succeeded")
+
+    class FakeHealth:
+        def last_results(self) -> dict[str, Any]:
+            return {"database": SimpleNamespace(status=HealthStatus.DEGRADED, critical=True)}
+
+    health = FakeHealth()
+    HealthService.register_metrics(health, meter)  # type: ignore[arg-type]
+
+    stats = ExportStats()
+    stats.bind(lambda: provider)
+    stats.record("traces", "export_failed", 3)
+
+    emitted = _emitted(reader)
+    checked = [
+        spec
+        for spec in CATALOGUE
+        if spec.name.startswith(("trawl.proxy.", "trawl.webhook.", "trawl.health.", "trawl.tele"))
+    ]
+    assert len(checked) == 9
+    for spec in checked:
+        metric = emitted[spec.name]
+        assert _kind(metric) == spec.kind, spec.name
+        assert metric.unit == spec.unit, spec.name
+        assert metric.description == spec.description, spec.name
+        keys = {k for p in metric.data.data_points for k in (p.attributes or {})}
+        assert keys == set(spec.attributes), spec.name
+    provider.shutdown()
+
+
+def test_prometheus_names_match_the_python_exporter() -> None:
+    """The ``prometheus`` exporter (scrape endpoint) names metrics by the same rules, except
+    that it does not append ``_ratio`` for unit ``1``."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.metrics import Observation
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    reader = PrometheusMetricReader()
+    # the reader registers its collector globally; read it from a private registry instead
+    from prometheus_client import REGISTRY
+
+    REGISTRY.unregister(reader._collector)
+    registry.register(reader._collector)
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("t")
+    for spec in CATALOGUE:
+        attrs = {a: "x" for a in spec.attributes}
+        if spec.kind == "counter":
+            meter.create_counter(spec.name, spec.unit).add(1, attrs)
+        elif spec.kind == "updowncounter":
+            meter.create_up_down_counter(spec.name, spec.unit).add(1, attrs)
+        elif spec.kind == "histogram":
+            meter.create_histogram(spec.name, spec.unit).record(1, attrs)
+        else:
+            meter.create_observable_gauge(
+                spec.name, [lambda _o, a=attrs: [Observation(1, a)]], spec.unit
+            )
+    exposed = generate_latest(registry).decode()
+    for spec in CATALOGUE:
+        expected = prometheus_name(spec)
+        if spec.unit == "1":
+            expected = expected.removesuffix("_ratio")
+        assert re.search(rf"^{expected}\{{", exposed, re.MULTILINE), (spec.name, expected)
+    registry.unregister(reader._collector)
+    REGISTRY.register(reader._collector)
+    provider.shutdown()

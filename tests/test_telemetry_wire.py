@@ -1,0 +1,265 @@
+"""Telemetry of real processes over the wire: ``python -m app.worker`` and the API under uvicorn,
+exporting OTLP/HTTP to a loopback receiver, or to a collector that never answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_KEY, Databases
+from tests.support.otlp_receiver import Receiver, attrs, serve
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(
+    database_url: str, redis_url: str, endpoint: str, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRAWL_"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        TRAWL_REDIS_PREFIX=f"trawl-wire-{uuid.uuid4().hex[:8]}",
+        TRAWL_ENVIRONMENT="test",
+        TRAWL_ALLOW_PRIVATE_TARGETS="true",
+        TRAWL_DATA_DIR=str(data_dir),
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_METRIC_EXPORT_INTERVAL="500",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_BLRP_SCHEDULE_DELAY="200",
+        # tests/conftest.py turns the exporters off for the suite; these processes export
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process whose output goes to ``log`` (no pipe to fill); always reaped."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 45) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout_s)
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def _started_workers(receiver: Receiver) -> dict[str, dict[str, Any]]:
+    """Resource attributes by instance id, of processes that exported 'worker started'."""
+    found: dict[str, dict[str, Any]] = {}
+    for req in receiver.get("/v1/logs"):
+        for rl in req.resource_logs:
+            messages = {lr.body.string_value for sl in rl.scope_logs for lr in sl.log_records}
+            if "worker started" in messages:
+                resource = attrs(rl.resource.attributes)
+                found[str(resource["service.instance.id"])] = resource
+    return found
+
+
+def test_two_workers_report_their_own_instance_ids(
+    databases: Databases, redis_url: str, tmp_path: Path
+) -> None:
+    database_url = databases.new()
+    with serve() as receiver:
+        env = _env(
+            database_url, redis_url, receiver.url, tmp_path, TRAWL_QUEUE_STATS_INTERVAL_S="0.5"
+        )
+        with (
+            _process(["-m", "app.worker"], env, tmp_path / "w1.log") as w1,
+            _process(["-m", "app.worker"], env, tmp_path / "w2.log") as w2,
+        ):
+            started = _wait_for(
+                "two workers' 'worker started' logs",
+                lambda: (found := _started_workers(receiver)) and len(found) >= 2 and found,
+                timeout_s=60,
+            )
+            assert len(started) == 2
+            for instance_id, resource in started.items():
+                assert resource["service.name"] == "trawl-worker"
+                assert resource["service.namespace"] == "trawl"
+                assert resource["deployment.environment.name"] == "test"
+                uuid.UUID(instance_id)
+            # metrics carry the same ids (only the worker holding the dispatcher lease samples
+            # the queue gauges; an idle worker may have no data point to export at all)
+            metric_ids = _wait_for(
+                "metrics from a worker",
+                lambda: {
+                    str(r.get("service.instance.id"))
+                    for r in receiver.resources("/v1/metrics")
+                    if r.get("service.name") == "trawl-worker"
+                },
+            )
+            assert metric_ids <= set(started)
+            assert _stop(w1) == 0, (tmp_path / "w1.log").read_text()[-2000:]
+            assert _stop(w2) == 0, (tmp_path / "w2.log").read_text()[-2000:]
+
+
+@contextmanager
+def _hung_collector() -> Iterator[str]:
+    """Accepts connections and never answers: every export waits for its timeout."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            held.append(conn)
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        t.join(2)
+        for conn in held:
+            conn.close()
+        srv.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _requests(client: httpx.Client, n: int) -> None:
+    for i in range(n):
+        started = time.monotonic()
+        if i % 3 == 2:
+            r = client.get(f"/v1/jobs/job_missing{i}")
+            assert r.status_code == 404, r.text
+            assert r.headers["content-type"].startswith("application/problem+json")
+        elif i % 5 == 4:
+            r = client.get(f"/no/such/path/{i}")
+            assert r.status_code == 404, r.text
+        else:
+            r = client.get("/v1/jobs")
+            assert r.status_code == 200, r.text
+            assert "items" in r.json() or isinstance(r.json(), dict)
+        assert r.headers.get("x-request-id")
+        assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
+def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
+    databases: Databases, redis_url: str, tmp_path: Path
+) -> None:
+    database_url = databases.new()
+    port = _free_port()
+    log = tmp_path / "api.log"
+    with _hung_collector() as endpoint:
+        env = _env(
+            database_url,
+            redis_url,
+            endpoint,
+            tmp_path,
+            TRAWL_ADMIN_API_KEY=ADMIN_KEY,
+            TRAWL_MIGRATE_ON_START="true",
+            OTEL_EXPORTER_OTLP_TIMEOUT="2",  # seconds: each failed export ends within 2 s
+        )
+        args = ["-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
+        with (
+            _process([*args, "--port", str(port)], env, log) as api,
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"authorization": f"Bearer {ADMIN_KEY}"},
+                timeout=10,
+            ) as client,
+        ):
+
+            def up() -> bool:
+                try:
+                    return client.get("/health").status_code == 200
+                except httpx.TransportError:
+                    assert api.poll() is None, log.read_text()[-3000:]
+                    return False
+
+            _wait_for("the API to answer", up, timeout_s=60)
+            _requests(client, 100)  # warm-up: caches, pools, first export failures
+            before = _rss_kb(api.pid)
+            _requests(client, 300)
+            after = _rss_kb(api.pid)
+            assert after - before < 50 * 1024, (before, after)
+
+            # the loss is counted and reported on stdout while the collector is down
+            def warned() -> dict[str, int]:
+                return {
+                    str(doc["otel.signal"]): int(doc["otel.lost_items"])
+                    for doc in _json_lines(log)
+                    if doc.get("log.logger") == "otel"
+                    and str(doc.get("message", "")).startswith("telemetry export failing")
+                }
+
+            lost = _wait_for(
+                "'telemetry export failing' warnings",
+                lambda: warned().keys() >= {"traces", "metrics"} and warned(),
+            )
+            assert lost["traces"] > 0 and lost["metrics"] > 0
+            assert all(doc.get("service.name") == "trawl-api" for doc in _json_lines(log))
+            # uvicorn re-raises SIGTERM after its graceful shutdown
+            assert _stop(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
