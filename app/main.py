@@ -49,7 +49,14 @@ async def _bootstrap_admin(db: Database, settings: Settings) -> None:
         await auth_service.ensure_admin_key(session, settings.admin_api_key.get_secret_value())
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, owns_telemetry: bool | None = None
+) -> FastAPI:
+    """The API. Built from the environment (``uvicorn --factory app.main:create_app``) it owns
+    the process's telemetry and shuts it down at exit, flushing what is buffered (uvicorn
+    re-raises SIGTERM after a graceful shutdown, so ``atexit`` handlers never run). Built with
+    explicit settings (tests, embedding) it leaves the providers to its caller."""
+    owns_telemetry = settings is None if owns_telemetry is None else owns_telemetry
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -107,7 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await db.dispose()
             if embedded is not None:
                 embedded.stop()
-            otel.force_flush(2.0)
+            if owns_telemetry:
+                otel.shutdown(timeout_s=5.0)
+            else:
+                otel.force_flush(2.0)
 
     app = FastAPI(
         title="Trawl",
