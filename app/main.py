@@ -49,9 +49,7 @@ async def _bootstrap_admin(db: Database, settings: Settings) -> None:
         await auth_service.ensure_admin_key(session, settings.admin_api_key.get_secret_value())
 
 
-def create_app(
-    settings: Settings | None = None, *, owns_telemetry: bool | None = None
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None = None) -> FastAPI:
     """The API. Built from the environment (``uvicorn --factory app.main:create_app``) it owns
     the process's telemetry and shuts it down at exit, flushing what is buffered (uvicorn
     re-raises SIGTERM after a graceful shutdown, so ``atexit`` handlers never run). Built with

@@ -156,6 +156,21 @@ def _created_names(path: Path) -> Iterator[tuple[str, int]]:
         if isinstance(target, ast.Name) and isinstance(node.value.value, str)
     }
     for node in ast.walk(tree):
+        if (  # SPECS["trawl.x"], self._counter("trawl.x"), self._histogram("trawl.x", ...)
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "SPECS"
+            and isinstance(node.slice, ast.Constant)
+        ):
+            yield str(node.slice.value), node.lineno
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("_counter", "_histogram")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            yield str(node.args[0].value), node.lineno
         if not (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -170,8 +185,11 @@ def _created_names(path: Path) -> Iterator[tuple[str, int]]:
             yield first.value, node.lineno
         elif isinstance(first, ast.Name) and first.id in constants:
             yield constants[first.id], node.lineno
-        elif isinstance(first, ast.Name) and first.id == "name":
-            # BusinessMetrics' gauge loop: for name, unit, desc in ((literal, ...), ...)
+        elif (isinstance(first, ast.Name) and first.id == "name") or (
+            isinstance(first, ast.Attribute) and first.attr == "name"
+        ):
+            # BusinessMetrics builds from CATALOGUE specs (spec.name); the literal names it
+            # asks for are yielded below, from its SPECS[...] and _counter/_histogram calls
             continue
         else:
             raise AssertionError(f"{path}:{node.lineno}: instrument name is not a literal")
@@ -184,7 +202,9 @@ def _loop_gauge_names(path: Path) -> set[str]:
         if isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple):
             for elt in node.iter.elts:
                 if isinstance(elt, ast.Tuple) and isinstance(elt.elts[0], ast.Constant):
-                    names.add(str(elt.elts[0].value))
+                    names.add(str(elt.elts[0].value))  # for name, unit, desc in ((...), ...)
+                elif isinstance(elt, ast.Constant) and isinstance(elt.value, str):
+                    names.add(elt.value)  # for name in ("trawl.x", ...)
     return names
 
 

@@ -257,6 +257,9 @@ CATALOGUE: tuple[Spec, ...] = (
 )
 
 
+SPECS: dict[str, Spec] = {spec.name: spec for spec in CATALOGUE}
+
+
 def size_bucket(urls: int) -> str:
     return "1" if urls <= 1 else "2-10" if urls <= 10 else "11-100" if urls <= 100 else "101+"
 
@@ -272,77 +275,42 @@ class BusinessMetrics:
     """The instruments of one meter provider. Get them with :func:`instruments`."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        self.fetch_attempts = meter.create_counter(
-            "trawl.fetch.attempts", "{attempt}", "Fetch attempts, by classified outcome."
-        )
-        self.fetch_duration = meter.create_histogram(
-            "trawl.fetch.duration",
-            "s",
-            "Time of one fetch attempt.",
-            explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
-        )
-        self.response_size = meter.create_histogram(
-            "trawl.fetch.response.size",
-            "By",
-            "Body size of fetched responses.",
-            explicit_bucket_boundaries_advisory=list(BYTES_BUCKETS),
-        )
-        self.bans = meter.create_counter("trawl.fetch.bans", "{ban}", "Ban signals detected.")
-        self.throttled = meter.create_counter(
-            "trawl.domain.throttled", "{event}", "Per-domain politeness waits and deferrals."
-        )
-        self.task_finished = meter.create_counter(
-            "trawl.task.finished", "{task}", "Tasks that reached a final state."
-        )
-        self.task_attempts = meter.create_histogram(
-            "trawl.task.attempts",
-            "{attempt}",
-            "Attempts a task took.",
-            explicit_bucket_boundaries_advisory=list(ATTEMPT_BUCKETS),
-        )
-        self.job_submitted = meter.create_counter(
-            "trawl.job.submitted", "{job}", "Job submissions, accepted or rejected."
-        )
-        self.job_finished = meter.create_counter(
-            "trawl.job.finished", "{job}", "Jobs that reached a terminal status."
-        )
-        self.job_duration = meter.create_histogram(
-            "trawl.job.duration",
-            "s",
-            "End-to-end job time.",
-            explicit_bucket_boundaries_advisory=list(LONG_SECONDS_BUCKETS),
-        )
-        self.queue_wait = meter.create_histogram(
-            "trawl.queue.wait.duration",
-            "s",
-            "Time from queueing to start.",
-            explicit_bucket_boundaries_advisory=list(LONG_SECONDS_BUCKETS),
-        )
-        self.enqueued = meter.create_counter(
-            "trawl.queue.enqueued", "{task}", "Tasks entering the queue."
-        )
-        self.processed = meter.create_counter(
-            "trawl.queue.processed", "{task}", "Attempts workers finished."
-        )
-        self.active = meter.create_up_down_counter(
-            "trawl.queue.active", "{task}", "Tasks running in this worker now."
-        )
-        self.reaped = meter.create_counter(
-            "trawl.queue.reaped", "{task}", "Tasks requeued from lost workers."
-        )
-        self.errors = meter.create_counter(
-            "trawl.errors", "{error}", "Unhandled exceptions, by type and grouping key."
-        )
-        self.error_groups = meter.create_counter(
-            "trawl.errors.groups", "{group}", "New and regressed error groups."
-        )
+        self._meter = meter
+        self.fetch_attempts = self._counter("trawl.fetch.attempts")
+        self.fetch_duration = self._histogram("trawl.fetch.duration", SECONDS_BUCKETS)
+        self.response_size = self._histogram("trawl.fetch.response.size", BYTES_BUCKETS)
+        self.bans = self._counter("trawl.fetch.bans")
+        self.throttled = self._counter("trawl.domain.throttled")
+        self.task_finished = self._counter("trawl.task.finished")
+        self.task_attempts = self._histogram("trawl.task.attempts", ATTEMPT_BUCKETS)
+        self.job_submitted = self._counter("trawl.job.submitted")
+        self.job_finished = self._counter("trawl.job.finished")
+        self.job_duration = self._histogram("trawl.job.duration", LONG_SECONDS_BUCKETS)
+        self.queue_wait = self._histogram("trawl.queue.wait.duration", LONG_SECONDS_BUCKETS)
+        self.enqueued = self._counter("trawl.queue.enqueued")
+        self.processed = self._counter("trawl.queue.processed")
+        spec = SPECS["trawl.queue.active"]
+        self.active = meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+        self.reaped = self._counter("trawl.queue.reaped")
+        self.errors = self._counter("trawl.errors")
+        self.error_groups = self._counter("trawl.errors.groups")
         self._gauges: dict[str, GaugeSource] = {}
-        for name, unit, desc in (
-            ("trawl.job.active", "{job}", "Jobs in flight, from SQL."),
-            ("trawl.queue.depth", "{task}", "Tasks by queue state, from SQL."),
-            ("trawl.queue.oldest_age", "s", "Age of the oldest ready task."),
-        ):
-            meter.create_observable_gauge(name, [self._observer(name)], unit, desc)
+        for name in ("trawl.job.active", "trawl.queue.depth", "trawl.queue.oldest_age"):
+            spec = SPECS[name]
+            meter.create_observable_gauge(name, [self._observer(name)], spec.unit, spec.description)
+
+    def _counter(self, name: str) -> metrics.Counter:
+        spec = SPECS[name]
+        return self._meter.create_counter(spec.name, spec.unit, spec.description)
+
+    def _histogram(self, name: str, buckets: tuple[float, ...]) -> metrics.Histogram:
+        spec = SPECS[name]
+        return self._meter.create_histogram(
+            spec.name,
+            spec.unit,
+            spec.description,
+            explicit_bucket_boundaries_advisory=list(buckets),
+        )
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
