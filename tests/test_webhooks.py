@@ -456,3 +456,57 @@ async def test_job_events_from_the_worker_and_cancel(
     [d] = await deliveries(db, job["id"])
     assert d.event_type == "job.cancelled"
     assert JobStatus(job["status"]).terminal
+
+
+async def test_clients_choose_events_and_job_started_on_request(
+    dispatcher: WebhookDispatcher,
+    db: Database,
+    receiver: WebhookReceiver,
+    tenant: tuple[httpx.AsyncClient, str, str],
+    site: TargetSite,
+    worker: Any,
+) -> None:
+    owner, _, secret = tenant
+    path = f"/ok/{uuid.uuid4().hex}"
+    r = await owner.post(
+        "/v1/jobs",
+        json=job_body(
+            [site.url("/page/5")],
+            webhook_url=receiver.url(path),
+            webhook_events=["job.started", "job.completed"],
+        ),
+    )
+    assert r.status_code == 202, r.text
+    job = await wait_job(owner, r.json()["id"])
+    events = [d.event_type for d in await deliveries(db, job["id"])]
+    assert sorted(events) == ["job.completed", "job.started"]
+    deadline = time.monotonic() + 5
+    while len(receiver.hits(path)) < 2 and time.monotonic() < deadline:
+        await dispatcher.run_once()
+        await asyncio.sleep(0.02)
+    bodies = [verify(secret, hit) for hit in receiver.hits(path)]
+    assert sorted(b["type"] for b in bodies) == ["job.completed", "job.started"]
+    started = next(b for b in bodies if b["type"] == "job.started")
+    assert started["data"]["status"] == "running"
+    # only job.failed asked for: a completed job sends nothing
+    r = await owner.post(
+        "/v1/jobs",
+        json=job_body(
+            [site.url("/page/6")], webhook_url=receiver.url(path), webhook_events=["job.failed"]
+        ),
+    )
+    job = await wait_job(owner, r.json()["id"])
+    assert job["status"] == "completed"
+    assert await deliveries(db, job["id"]) == []
+    # events without a URL, or unknown events, are refused at submit
+    bad = await owner.post(
+        "/v1/jobs", json=job_body([site.url("/page/6")], webhook_events=["job.started"])
+    )
+    assert bad.status_code == 422 and "webhook_url" in bad.text
+    bad = await owner.post(
+        "/v1/jobs",
+        json=job_body(
+            [site.url("/page/6")], webhook_url=receiver.url(path), webhook_events=["job.paused"]
+        ),
+    )
+    assert bad.status_code == 422

@@ -111,7 +111,9 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
         if not await repository.claim_task(session, task.id, ctx.worker_id):
             await session.rollback()
             return
-        await repository.mark_job_started(session, task.job_id)
+        if await repository.mark_job_started(session, task.job_id):
+            await session.refresh(job)  # running now: the event carries the new status
+            await webhook_service.on_job_started(session, job)  # outbox, same transaction
         await session.commit()
         ctx.active.add(task.id)
         metrics.active.add(1)

@@ -93,13 +93,15 @@ async def claim_task(session: AsyncSession, task_id: str, worker_id: str) -> boo
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def mark_job_started(session: AsyncSession, job_id: str) -> None:
-    await session.execute(
+async def mark_job_started(session: AsyncSession, job_id: str) -> bool:
+    """queued → running; True for the one caller that moved it."""
+    result = await session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
         .values(status=JobStatus.RUNNING, started_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def defer_task(session: AsyncSession, task_id: str, until: datetime) -> None:

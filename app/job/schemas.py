@@ -91,6 +91,10 @@ class JobOptions(BaseModel):
         return value
 
 
+WebhookEvent = Literal["job.started", "job.completed", "job.failed", "job.cancelled"]
+TERMINAL_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("job.cancelled", "job.completed", "job.failed")
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,7 +102,18 @@ class JobCreate(BaseModel):
     extract: ExtractSpec
     options: JobOptions = Field(default_factory=JobOptions)
     webhook_url: str | None = None
+    webhook_events: list[WebhookEvent] | None = Field(
+        default=None,
+        min_length=1,
+        description="Events to deliver; default: the terminal ones (job.started only if asked)",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _events_need_a_url(self) -> JobCreate:
+        if self.webhook_events is not None and self.webhook_url is None:
+            raise ValueError("webhook_events needs a webhook_url")
+        return self
 
 
 class Progress(BaseModel):

@@ -25,6 +25,7 @@ from app.job.errors import (
 )
 from app.job.models import Job, JobStatus, Priority, Task, TaskStatus
 from app.job.schemas import (
+    TERMINAL_WEBHOOK_EVENTS,
     JobCreate,
     JobPage,
     JobRead,
@@ -187,6 +188,7 @@ def _new_job(
     options["timeout_s"] = payload.options.timeout_s or settings.default_timeout_s
     if payload.options.max_retries is None:
         options["max_retries"] = settings.default_max_retries
+    options["webhook_events"] = sorted(set(payload.webhook_events or TERMINAL_WEBHOOK_EVENTS))
     return Job(
         id=new_id("job"),
         api_key_id=api_key_id,

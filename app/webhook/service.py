@@ -89,14 +89,28 @@ async def enqueue_event(session: AsyncSession, job: Job, event_type: str) -> Web
     return delivery
 
 
+def wants(job: Job, event: str) -> bool:
+    """The events the client chose at submit (``webhook_events``); by default the terminal ones.
+    Jobs stored before the choice existed have none recorded: terminal events."""
+    chosen = job.options.get("webhook_events") or [e.value for e in TERMINAL_EVENTS.values()]
+    return event in chosen
+
+
 async def on_job_terminal(session: AsyncSession, job: Job | None) -> WebhookDelivery | None:
     """Hook for callers of ``count_tasks``: enqueue the terminal event of the job it finished."""
     if job is None or not job.webhook_url:
         return None
     event = TERMINAL_EVENTS.get(JobStatus(job.status))
-    if event is None:
+    if event is None or not wants(job, event):
         return None
     return await enqueue_event(session, job, event)
+
+
+async def on_job_started(session: AsyncSession, job: Job) -> WebhookDelivery | None:
+    """``job.started``, only for jobs that asked for it, in the transaction that starts it."""
+    if not job.webhook_url or not wants(job, EventType.JOB_STARTED):
+        return None
+    return await enqueue_event(session, job, EventType.JOB_STARTED)
 
 
 def _attempt_read(a: WebhookAttempt) -> WebhookAttemptRead:
