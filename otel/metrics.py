@@ -111,7 +111,6 @@ def default_views() -> list[View]:
       attributes limited to :data:`HTTP_CLIENT_ATTRIBUTE_KEYS`.
     * ``http.server.request.duration``, ``db.client.operation.duration``: seconds buckets.
     * ``http.server.*.body.size``: bytes buckets.
-    * app instruments named ``trawl.*``: unit ``s`` -> seconds buckets, unit ``By`` -> bytes.
     """
     keys = set(HTTP_CLIENT_ATTRIBUTE_KEYS)
     views = [
@@ -152,18 +151,6 @@ def default_views() -> list[View]:
             instrument_type=Histogram,
             instrument_name="db.client.operation.duration",
             aggregation=_seconds(),
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="trawl.*",
-            instrument_unit="s",
-            aggregation=_seconds(),
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="trawl.*",
-            instrument_unit="By",
-            aggregation=_bytes(),
         ),
     ]
     return views

@@ -28,7 +28,7 @@ import otel
 from app.api.deps import CurrentKey
 from app.main import create_app
 from app.settings import Settings
-from app.telemetry.metrics import CATALOGUE
+from app.telemetry.metrics import CATALOGUE, LONG_SECONDS_BUCKETS
 from app.worker import Worker
 from otel import _setup
 from tests.conftest import ADMIN_KEY, Databases, make_settings
@@ -300,6 +300,9 @@ async def test_every_catalogue_metric_with_unit_and_attributes(
     assert {"accepted", "duplicate", "rejected_invalid"} <= submitted
     buckets = found["trawl.fetch.duration"][0].data.data_points[0].explicit_bounds
     assert buckets[-1] == 120
+    # jobs and queue waits run far longer than one fetch: their own buckets, not a view's
+    job_buckets = found["trawl.job.duration"][0].data.data_points[0].explicit_bounds
+    assert tuple(job_buckets) == LONG_SECONDS_BUCKETS
 
 
 async def _stale_running_task(stack: Stack, site: TargetSite) -> None:
