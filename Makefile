@@ -4,18 +4,28 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install run api worker migrate healthcheck-worker test test-sqlite test-postgres lint typecheck fmt clean
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck fmt clean up down logs smoke
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
 	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable)"
-	@echo "make api | worker | migrate | healthcheck-worker | lint | typecheck | fmt | clean"
+	@echo "make api | worker | migrate | healthcheck-worker | canary | lint | typecheck | fmt | clean"
+	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
+	@echo "make down | logs | smoke (proves a trace in Tempo, logs in Loki, metrics in Prometheus)"
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every dependency to what CI tested; the Docker image installs the same.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# Re-pin constraints.txt to what is installed (after changing pyproject.toml).
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^trawl'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 install: $(VENV)/.installed
 
@@ -53,15 +63,30 @@ test-postgres: install
 	TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(PY) -m ruff check app otel tests
-	$(PY) -m ruff format --check app otel tests
+	$(PY) -m ruff check app otel tests grafana/smoke
+	$(PY) -m ruff format --check app otel tests grafana/smoke
 
 typecheck: install
 	$(PY) -m mypy
 
 fmt: install
-	$(PY) -m ruff format app otel tests
-	$(PY) -m ruff check --fix app otel tests
+	$(PY) -m ruff format app otel tests grafana/smoke
+	$(PY) -m ruff check --fix app otel tests grafana/smoke
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+# End-to-end canary against a running API (settings: TRAWL_CANARY_*, docs/monitoring/setup.md).
+canary: install
+	$(PY) -m app.canary
+
+# --- the observability stack (docker-compose.otel.yml; docs/monitoring/setup.md) -------------
+STACK := grafana/bin/stack.sh
+up:
+	@$(STACK) up
+down:
+	@$(STACK) down
+logs:
+	@$(STACK) logs
+smoke:
+	@$(STACK) smoke
