@@ -1,0 +1,137 @@
+"""Fixtures for the stack checks: repository paths, required tools, the API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.otel.yml"
+STACK_ENV = {
+    "TRAWL_ADMIN_API_KEY": "k" * 40,
+    "TRAWL_SECRET_KEY": "s" * 40,
+    "POSTGRES_PASSWORD": "p" * 20,
+    "GRAFANA_ADMIN_PASSWORD": "g" * 20,
+}
+
+
+def require_tool(name: str) -> str:
+    """The tool's path; skip when absent, fail when TRAWL_REQUIRE_TOOLS=1 (CI)."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} not installed (Debian package; .ci/run installs it)"
+        if os.environ.get("TRAWL_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"TRAWL_REQUIRE_TOOLS=1 but {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``check`` until it returns a truthy value, else fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+            value, last = None, exc
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+async def await_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """``wait_for`` for async checks, yielding to the event loop between tries."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = await check()
+        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+            value, last = None, exc
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+class Process:
+    """A real server process started for a test, stopped (and its log shown) at the end."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        self._fh = log.open("wb")
+        self.proc = subprocess.Popen(args, stdout=self._fh, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._fh.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Callable[[str, list[str]], Process]]:
+    started: list[Process] = []
+
+    def start(name: str, args: list[str]) -> Process:
+        p = Process(args, tmp_path / f"{name}.log")
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api_url(app: Any, worker: Any) -> AsyncIterator[str]:
+    """The session's API served over HTTP on loopback (a real uvicorn server), with a worker."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise AssertionError("uvicorn did not start")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=20)
