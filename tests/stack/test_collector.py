@@ -182,6 +182,10 @@ def test_health_check_and_self_metrics_are_exposed_and_scraped() -> None:
     reader = CONFIG["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]
     port = reader["prometheus"]["port"]
     prom = load_yaml(ROOT / "grafana/prometheus/prometheus.yml")
-    targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", [])
-               for t in sc["targets"]}  # fmt: skip
+    targets = {
+        t
+        for job in prom["scrape_configs"]
+        for sc in job.get("static_configs", [])
+        for t in sc["targets"]
+    }
     assert f"otel-collector:{port}" in targets

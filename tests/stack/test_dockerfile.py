@@ -38,11 +38,23 @@ def test_installs_the_pins_ci_tested() -> None:
         for ln in (ROOT / "constraints.txt").read_text().splitlines()
         if "==" in ln
     }
-    for dep in ("fastapi", "uvicorn", "sqlalchemy", "redis", "httpx", "opentelemetry-sdk",
-                "prometheus-client", "alembic", "asyncpg"):  # fmt: skip
+    for dep in (
+        "fastapi",
+        "uvicorn",
+        "sqlalchemy",
+        "redis",
+        "httpx",
+        "opentelemetry-sdk",
+        "prometheus-client",
+        "alembic",
+        "asyncpg",
+    ):
         assert dep in pins, dep
-    assert all("==" in ln for ln in (ROOT / "constraints.txt").read_text().splitlines()
-               if ln and not ln.startswith("#"))  # fmt: skip
+    assert all(
+        "==" in ln
+        for ln in (ROOT / "constraints.txt").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    )
 
 
 def test_one_image_for_every_app_command() -> None:

@@ -73,8 +73,11 @@ def test_template_variables_are_escaped_from_env_expansion() -> None:
 
 
 def test_tracesToMetrics_queries_use_metric_names_the_stack_produces() -> None:
-    names = {"traces_spanmetrics_calls_total", "traces_spanmetrics_latency_bucket",
-             "http_server_request_duration_seconds_bucket"}  # fmt: skip
+    names = {
+        "traces_spanmetrics_calls_total",
+        "traces_spanmetrics_latency_bucket",
+        "http_server_request_duration_seconds_bucket",
+    }
     for q in DS["tempo"]["jsonData"]["tracesToMetrics"]["queries"]:
         assert set(re.findall(r"[a-z_]+(?=\{)", q["query"])) <= names, q
 

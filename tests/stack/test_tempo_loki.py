@@ -16,32 +16,59 @@ COMPOSE = load_yaml(ROOT / "docker-compose.otel.yml")
 # Every key path this repository writes, as read in the pinned references (a new key must be
 # read there and added here).
 TEMPO_KEYS = {
-    "stream_over_http_enabled", "server.http_listen_port", "server.grpc_listen_port",
-    "server.log_level", "distributor.receivers.otlp.protocols.grpc.endpoint",
-    "distributor.receivers.otlp.protocols.http.endpoint", "ingester.max_block_duration",
-    "compactor.compaction.block_retention", "metrics_generator.registry.external_labels.source",
+    "stream_over_http_enabled",
+    "server.http_listen_port",
+    "server.grpc_listen_port",
+    "server.log_level",
+    "distributor.receivers.otlp.protocols.grpc.endpoint",
+    "distributor.receivers.otlp.protocols.http.endpoint",
+    "ingester.max_block_duration",
+    "compactor.compaction.block_retention",
+    "metrics_generator.registry.external_labels.source",
     "metrics_generator.processor.service_graphs.peer_attributes",
     "metrics_generator.processor.service_graphs.dimensions",
-    "metrics_generator.processor.span_metrics.dimensions", "metrics_generator.storage.path",
-    "metrics_generator.storage.remote_write", "metrics_generator.traces_storage.path",
-    "storage.trace.backend", "storage.trace.wal.path", "storage.trace.local.path",
+    "metrics_generator.processor.span_metrics.dimensions",
+    "metrics_generator.storage.path",
+    "metrics_generator.storage.remote_write",
+    "metrics_generator.traces_storage.path",
+    "storage.trace.backend",
+    "storage.trace.wal.path",
+    "storage.trace.local.path",
     "overrides.defaults.metrics_generator.processors",
-}  # fmt: skip
+}
 LOKI_KEYS = {
-    "auth_enabled", "server.http_listen_port", "server.grpc_listen_port", "server.log_level",
-    "common.instance_addr", "common.path_prefix", "common.storage.filesystem.chunks_directory",
-    "common.storage.filesystem.rules_directory", "common.replication_factor",
-    "common.ring.kvstore.store", "schema_config.configs",
+    "auth_enabled",
+    "server.http_listen_port",
+    "server.grpc_listen_port",
+    "server.log_level",
+    "common.instance_addr",
+    "common.path_prefix",
+    "common.storage.filesystem.chunks_directory",
+    "common.storage.filesystem.rules_directory",
+    "common.replication_factor",
+    "common.ring.kvstore.store",
+    "schema_config.configs",
     "distributor.otlp_config.default_resource_attributes_as_index_labels",
-    "limits_config.allow_structured_metadata", "limits_config.discover_log_levels",
-    "limits_config.discover_service_name", "limits_config.volume_enabled",
-    "limits_config.retention_period", "limits_config.otlp_config.severity_text_as_label",
-    "compactor.working_directory", "compactor.compaction_interval",
-    "compactor.retention_enabled", "compactor.retention_delete_delay",
-    "compactor.delete_request_store", "ruler.storage.type", "ruler.storage.local.directory",
-    "ruler.rule_path", "ruler.alertmanager_url", "ruler.enable_api", "ruler.evaluation_interval",
-    "ruler.ring.kvstore.store", "analytics.reporting_enabled",
-}  # fmt: skip
+    "limits_config.allow_structured_metadata",
+    "limits_config.discover_log_levels",
+    "limits_config.discover_service_name",
+    "limits_config.volume_enabled",
+    "limits_config.retention_period",
+    "limits_config.otlp_config.severity_text_as_label",
+    "compactor.working_directory",
+    "compactor.compaction_interval",
+    "compactor.retention_enabled",
+    "compactor.retention_delete_delay",
+    "compactor.delete_request_store",
+    "ruler.storage.type",
+    "ruler.storage.local.directory",
+    "ruler.rule_path",
+    "ruler.alertmanager_url",
+    "ruler.enable_api",
+    "ruler.evaluation_interval",
+    "ruler.ring.kvstore.store",
+    "analytics.reporting_enabled",
+}
 
 
 def _paths(value: Any, prefix: str = "") -> set[str]:
@@ -64,7 +91,9 @@ def test_tempo_otlp_in_retention_and_metrics_generator() -> None:
     assert TEMPO["storage"]["trace"]["backend"] == "local"
     assert TEMPO["compactor"]["compaction"]["block_retention"].startswith("${TEMPO_RETENTION")
     assert set(TEMPO["overrides"]["defaults"]["metrics_generator"]["processors"]) == {
-        "service-graphs", "span-metrics"}  # fmt: skip
+        "service-graphs",
+        "span-metrics",
+    }
     (rw,) = TEMPO["metrics_generator"]["storage"]["remote_write"]
     assert rw == {"url": "http://prometheus:9090/api/v1/write", "send_exemplars": True}
     # bounded service-graph nodes: never one per scraped domain
