@@ -249,7 +249,7 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
             # the loss is counted and reported on stdout while the collector is down
             def warned() -> dict[str, int]:
                 return {
-                    str(doc["otel.signal"]): int(doc["otel.lost_items"])
+                    str(doc["trawl.telemetry.signal"]): int(doc["trawl.telemetry.lost_items"])
                     for doc in _json_lines(log)
                     if doc.get("log.logger") == "otel"
                     and str(doc.get("message", "")).startswith("telemetry export failing")
