@@ -17,11 +17,15 @@ from sqlalchemy.ext.asyncio import (
 
 
 class Database:
-    """Owns one engine; hands out sessions that commit or roll back as a unit."""
+    """Owns one engine; hands out sessions that commit or roll back as a unit.
+
+    ``hide_parameters``: a failed statement's error (logged, on spans, in error reports) shows
+    the parameterised SQL, never the bound values (API key hashes, decrypted secrets, URLs).
+    """
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True, "hide_parameters": True}
         if url.startswith("sqlite"):
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}

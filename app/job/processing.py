@@ -27,11 +27,13 @@ from app.job import repository, telemetry
 from app.job.models import Job, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
 from app.queue.backoff import retry_delay
+from app.queue.broker import stream_name
 from app.queue.politeness import Grant, Politeness
 from app.settings import Settings
 from app.telemetry import capture, consumer_span, instruments, quiet, tracer
 from app.telemetry.tracing import REQUEST_ID
 from app.webhook import service as webhook_service
+from otel.redact import redact_url
 
 log = logging.getLogger("trawl.worker")
 _jitter = random.SystemRandom()
@@ -69,11 +71,18 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             "trawl.job.id": job.id,
             "trawl.task.id": task.id,
             "trawl.task.attempt": task.attempt + 1,
+            "messaging.client.id": ctx.worker_id,
             "url.full": redact_url(task.url),
+            "url.domain": task.domain,
         }
         request_id = (carrier or {}).get(REQUEST_ID)  # the submitting request's, when sent by it
         with (
-            consumer_span(carrier, job.traceparent, attrs),
+            consumer_span(
+                carrier,
+                job.traceparent,
+                attrs,
+                destination=stream_name(ctx.settings.redis_prefix),
+            ),
             otel.bind_context(request_id=request_id, job_id=job.id, task_id=task.id),
         ):
             try:
@@ -87,6 +96,7 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
                         "task_id": task.id,
                         "request_id": request_id,
                         "worker_id": ctx.worker_id,
+                        "domain": task.domain,
                     },
                 )
                 await _recover(ctx, task)
@@ -143,18 +153,9 @@ async def _recover(ctx: WorkerContext, task: Task) -> None:
     except Exception:
         log.warning(
             "could not hand the task back; the dispatcher resends it later",
-            extra={"task.id": task.id},
+            extra={"trawl.task.id": task.id},
             exc_info=True,
         )
-
-
-def redact_url(url: str) -> str:
-    """The URL without user-info, for span attributes."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError):
-        return "<invalid>"
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 async def _acquire_slot(ctx: WorkerContext, domain: str) -> Grant:
@@ -180,7 +181,10 @@ async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
     await repository.defer_task(session, task.id, until)
     await session.commit()
     trace.get_current_span().add_event("trawl.task.deferred", {"trawl.defer.wait_s": wait_s})
-    log.debug("task deferred by politeness", extra={"task.id": task.id, "wait_s": wait_s})
+    log.debug(
+        "task deferred by politeness",
+        extra={"trawl.task.id": task.id, "trawl.defer.wait_s": wait_s},
+    )
 
 
 async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
@@ -263,7 +267,7 @@ async def _settle(
         )
     if not await repository.settle_running_task(session, task.id, ctx.worker_id, values):
         await session.rollback()
-        log.warning("task no longer ours; outcome dropped", extra={"task.id": task.id})
+        log.warning("task no longer ours; outcome dropped", extra={"trawl.task.id": task.id})
         return
     finished = None if retry else await _count(session, task.job_id, values["status"])
     await session.commit()
@@ -273,11 +277,11 @@ async def _settle(
     log.info(
         "task attempt settled",
         extra={
-            "task.id": task.id,
-            "job.id": task.job_id,
-            "outcome": verdict.outcome.value,
-            "retry": retry,
-            "attempt": task.attempt + 1,
+            "trawl.task.id": task.id,
+            "trawl.job.id": task.job_id,
+            "trawl.outcome": verdict.outcome.value,
+            "trawl.task.retry": retry,
+            "trawl.task.attempt": task.attempt + 1,
         },
     )
 
