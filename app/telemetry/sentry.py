@@ -70,8 +70,9 @@ def init(dsn: str, environment: str, release: str) -> Any:
         dsn=dsn,
         environment=environment,
         release=release,
-        default_integrations=False,
-        send_default_pii=False,
+        default_integrations=False,  # no logging, request or threading integrations
+        # no PII by default (send_default_pii defaults to off; newer SDKs name it
+        # data_collection and deprecate setting it)
         include_local_variables=False,
         max_request_body_size="never",
         # typed with sentry's private Event TypedDict; ours take any event mapping
