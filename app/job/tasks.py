@@ -90,7 +90,7 @@ async def reap(db: Database, stale_after_s: float) -> int:
     if count:
         instruments().reaped.add(count)
         telemetry.tasks_enqueued(count, "reaped")
-        log.warning("requeued tasks of lost workers", extra={"trawl.queue.reaped": count})
+        log.warning("requeued tasks of lost workers", extra={"trawl.reaper.requeued": count})
     return count
 
 
