@@ -56,6 +56,7 @@ _RESERVED = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) 
     "asctime",
     "taskName",
     "_trawl_redacted",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 
 # Loggers whose records must never re-enter the OTLP pipeline (exporter/transport noise

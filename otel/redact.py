@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,6 +89,7 @@ def _words(key: str) -> list[str]:
     return [w for w in _WORD_SPLIT.split(_CAMEL.sub(r"\1_\2", key).lower()) if w]
 
 
+@lru_cache(maxsize=4096)  # key names are mostly code constants: a small, hot set
 def is_sensitive_key(key: str) -> bool:
     """Whether values under ``key`` are secrets (``api_key``, ``X-Amz-Credential``, ``pwd``…)."""
     words = _words(key)

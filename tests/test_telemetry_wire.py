@@ -343,6 +343,7 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
     assert "Application startup complete." in uvicorn_messages
     assert any(m.startswith("Uvicorn running on") for m in uvicorn_messages)
     assert all(d["service.name"] == "trawl-api" and d["ecs.version"] for d in docs)
+    assert not [d for d in docs if "color_message" in d]  # uvicorn's ANSI copy is dropped
     assert access["trace.id"] in {s.trace_id.hex() for s in spans}
     assert access["url.original"] == "/v1/jobs?api_key=***&limit=1"
     assert access["http.response.status_code"] == 200
