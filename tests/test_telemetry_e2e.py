@@ -493,3 +493,14 @@ async def test_webhook_delivered_by_the_worker_signed_and_traced(
         assert post.attributes["http.response.status_code"] == 200
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize("trust", [False, True])
+async def test_trust_traceparent_setting_reaches_the_middleware(
+    settings: Settings, trust: bool
+) -> None:
+    from otel.asgi import TelemetryMiddleware
+
+    app = create_app(settings.model_copy(update={"trust_traceparent": trust}))
+    [middleware] = [m for m in app.user_middleware if m.cls is TelemetryMiddleware]
+    assert middleware.kwargs["trust_incoming"] is trust
