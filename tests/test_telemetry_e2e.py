@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -389,6 +390,8 @@ async def test_logs_are_json_with_trace_ids_of_exported_spans(
     await wait_job(stack.client, job_id)
     await asyncio.sleep(0.1)
     out = capsys.readouterr().out
+    # capsys closes its stream after the test: later lines go to the process's stdout
+    otel.configure_logging("INFO", stream=sys.__stdout__)
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert records
     for rec in records:

@@ -14,6 +14,7 @@ import asyncio
 import gzip
 import io
 import json
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -111,7 +112,7 @@ def sinks() -> Iterator[Sinks]:
         log_exporter=logs,
     )
     yield Sinks(tel, spans, reader, logs)
-    otel.configure_logging("INFO")  # back to the real stdout
+    otel.configure_logging("INFO", stream=sys.__stdout__)  # back to the process's stdout
     _setup.reset()
     mp.undo()
 

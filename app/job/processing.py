@@ -67,13 +67,16 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             job = await session.get(Job, task.job_id) if task is not None else None
         if task is None or job is None or task.status != TaskStatus.QUEUED:
             return
+        # plain values: after a rollback the ORM objects are expired, and reading one would be
+        # I/O in an error handler (MissingGreenlet)
+        job_id, task_id, domain = job.id, task.id, task.domain
         attrs = {
-            "trawl.job.id": job.id,
-            "trawl.task.id": task.id,
+            "trawl.job.id": job_id,
+            "trawl.task.id": task_id,
             "trawl.task.attempt": task.attempt + 1,
             "messaging.client.id": ctx.worker_id,
             "url.full": redact_url(task.url),
-            "url.domain": task.domain,
+            "url.domain": domain,
         }
         request_id = (carrier or {}).get(REQUEST_ID)  # the submitting request's, when sent by it
         with (
@@ -83,7 +86,7 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
                 attrs,
                 destination=stream_name(ctx.settings.redis_prefix),
             ),
-            otel.bind_context(request_id=request_id, job_id=job.id, task_id=task.id),
+            otel.bind_context(request_id=request_id, job_id=job_id, task_id=task_id),
         ):
             try:
                 await _process(ctx, session, task, job)
@@ -92,14 +95,14 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
                     exc,
                     component="worker",
                     context={
-                        "job_id": job.id,
-                        "task_id": task.id,
+                        "job_id": job_id,
+                        "task_id": task_id,
                         "request_id": request_id,
                         "worker_id": ctx.worker_id,
-                        "domain": task.domain,
+                        "domain": domain,
                     },
                 )
-                await _recover(ctx, task)
+                await _recover(ctx, task_id)
 
 
 async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> None:
@@ -111,14 +114,16 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
         return
     if task.next_attempt_at > utcnow() + timedelta(seconds=1):
         return  # an early duplicate: the dispatcher sends it again when due
-    grant = await _acquire_slot(ctx, task.domain)
+    domain = task.domain  # read now: a failed claim's rollback expires the task
+    grant = await _acquire_slot(ctx, domain)
     if grant.wait_s > 0:
         await _defer(session, task, grant.wait_s)
         telemetry.tasks_enqueued(1, "deferred")
         return
     metrics = instruments()
+    task_id = task.id
     try:
-        if not await repository.claim_task(session, task.id, ctx.worker_id):
+        if not await repository.claim_task(session, task_id, ctx.worker_id):
             await session.rollback()
             return
         if await repository.mark_job_started(session, task.job_id):
@@ -134,26 +139,26 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
         job = await session.get(Job, task.job_id, populate_existing=True) or job
         attempt = await _attempt(ctx, task, job)
     finally:
-        await ctx.politeness.release(task.domain, grant.token)
-        if task.id in ctx.active:
-            ctx.active.discard(task.id)
+        await ctx.politeness.release(domain, grant.token)
+        if task_id in ctx.active:
+            ctx.active.discard(task_id)
             metrics.active.add(-1)
     with tracer().start_as_current_span("store"):
         await _settle(ctx, session, task, job, attempt)
 
 
-async def _recover(ctx: WorkerContext, task: Task) -> None:
+async def _recover(ctx: WorkerContext, task_id: str) -> None:
     """After an unexpected error: a task still queued goes back to the dispatcher (soon, not
     after the redispatch timeout); one left running is no longer heart-beaten, so the reaper
     requeues it after ``TRAWL_STALE_AFTER_S``."""
     try:
         async with ctx.db.transaction() as session:
             delay = ctx.settings.backoff_base_s * (1 + _jitter.random())
-            await repository.defer_task(session, task.id, utcnow() + timedelta(seconds=delay))
+            await repository.defer_task(session, task_id, utcnow() + timedelta(seconds=delay))
     except Exception:
         log.warning(
             "could not hand the task back; the dispatcher resends it later",
-            extra={"trawl.task.id": task.id},
+            extra={"trawl.task.id": task_id},
             exc_info=True,
         )
 
