@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import re
 import traceback
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
