@@ -40,7 +40,7 @@ run: install
 	fi; TRAWL_ALLOW_PRIVATE_TARGETS=true $(PY) -m app.run
 
 api: install
-	$(PY) -m uvicorn app.main:create_app --factory --host 127.0.0.1 --port 8000
+	$(PY) -m app.serve --host 127.0.0.1 --port 8000
 
 worker: install
 	$(PY) -m app.worker

@@ -51,7 +51,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> str:
         if _ping(self.socket_path):
-            log.info("reusing embedded redis", extra={"redis.socket": str(self.socket_path)})
+            log.info("reusing embedded redis", extra={"trawl.redis.socket": str(self.socket_path)})
             return self.url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
@@ -85,7 +85,9 @@ class EmbeddedRedis:
             if self.process.poll() is not None:
                 raise RuntimeError(f"embedded redis exited with code {self.process.returncode}")
             if _ping(self.socket_path):
-                log.info("embedded redis started", extra={"redis.socket": str(self.socket_path)})
+                log.info(
+                    "embedded redis started", extra={"trawl.redis.socket": str(self.socket_path)}
+                )
                 return self.url
             time.sleep(0.05)
         self.stop()

@@ -50,10 +50,11 @@ async def _bootstrap_admin(db: Database, settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None = None) -> FastAPI:
-    """The API. Built from the environment (``uvicorn --factory app.main:create_app``) it owns
-    the process's telemetry and shuts it down at exit, flushing what is buffered (uvicorn
-    re-raises SIGTERM after a graceful shutdown, so ``atexit`` handlers never run). Built with
-    explicit settings (tests, embedding) it leaves the providers to its caller."""
+    """The API. Built from the environment (``python -m app.serve``, or ``uvicorn --factory
+    app.main:create_app``) it owns the process's telemetry and shuts it down at exit, flushing
+    what is buffered (uvicorn re-raises SIGTERM after a graceful shutdown, so ``atexit``
+    handlers never run). Built with explicit settings (tests, embedding) it leaves the providers
+    to its caller."""
     owns_telemetry = settings is None if owns_telemetry is None else owns_telemetry
     settings = settings or get_settings()
 
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
         app.state.services = Services(
             settings=settings, db=db, publisher=Publisher(broker), health=health_service
         )
-        log.info("api started", extra={"deployment.environment": settings.environment})
+        log.info("api started")
         try:
             yield
         finally:
@@ -127,7 +128,8 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(TelemetryMiddleware)  # outermost: its span covers everything below
+    # outermost: its span covers everything below
+    app.add_middleware(TelemetryMiddleware, trust_incoming=settings.trust_traceparent)
     app.include_router(jobs.router)
     app.include_router(api_keys.router)
     app.include_router(errors.router)

@@ -30,9 +30,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "app.main:create_app",
-                "--factory",
+                "app.serve",  # uvicorn, with JSON logs from the first line
                 "--host",
                 host,
                 "--port",

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SENTRY_DSN", "TRAWL_SENTRY_DSN")
     )
     error_flush_interval_s: float = Field(default=2.0, gt=0)
+
+    # Tracing: continue a caller's trace (and its sampling decision) from its `traceparent`?
+    # Off: public clients get a new trace, with theirs as a link (docs/telemetry.md#sampling).
+    trust_traceparent: bool = False
     queue_stats_interval_s: float = Field(default=10.0, gt=0)
 
     # API limits

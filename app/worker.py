@@ -114,7 +114,7 @@ class Worker:
             try:
                 await fn()
             except Exception:
-                log.exception("worker loop failed", extra={"loop": name})
+                log.exception("worker loop failed", extra={"trawl.worker.loop": name})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=interval_s)
 
@@ -219,9 +219,9 @@ class Worker:
             set_tracker(self.tracker)
             self._register_gauges()
             loops, receiver = self._start_loops()
-        log.info("worker started", extra={"worker.id": self.worker_id})
+        log.info("worker started", extra={"trawl.worker.id": self.worker_id})
         await self._stopping.wait()
-        log.info("worker draining", extra={"active": len(self.ctx.active)})
+        log.info("worker draining", extra={"trawl.worker.active": len(self.ctx.active)})
         await self._drain(receiver, loops)
 
     async def _drain(self, receiver: asyncio.Task[None], loops: list[asyncio.Task[None]]) -> None:
@@ -235,7 +235,9 @@ class Worker:
             task.cancel()
         _, pending = await asyncio.wait({receiver, *loops}, timeout=STOP_TIMEOUT_S)
         if pending:
-            log.warning("worker loops did not stop in time", extra={"pending": len(pending)})
+            log.warning(
+                "worker loops did not stop in time", extra={"trawl.worker.pending": len(pending)}
+            )
         await self.close()
 
     async def close(self) -> None:

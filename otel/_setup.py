@@ -47,6 +47,7 @@ from otel.export_stats import (
     CountingMetricExporter,
 )
 from otel.metrics import default_views
+from otel.scrub import RedactingSpanExporter
 
 _log = logging.getLogger("otel")
 
@@ -353,8 +354,8 @@ def install(
     span_exporters = [span_exporter] if span_exporter is not None else _span_exporters(closers)
     # Every lost span, log record and metric data point is counted (otel/export_stats.py).
     STATS.bind(lambda: tel.meter_provider)
-    for sx in span_exporters:
-        tp.add_span_processor(CountingBatchSpanProcessor(sx))
+    for sx in span_exporters:  # every span is redacted before export (otel/scrub.py)
+        tp.add_span_processor(CountingBatchSpanProcessor(RedactingSpanExporter(sx)))
     tel.tracer_provider = tp
 
     readers = (

@@ -5,6 +5,13 @@ Cheaper than the contrib FastAPI instrumentation: no per-request route re-matchi
 no ``receive``/``send`` spans, no size histograms. Excluded paths are anchored regexes
 matched against the path only (not ``scheme://host/path``) and skip spans and metrics.
 
+An incoming ``traceparent`` is a request from the caller, not an order: unless
+``trust_incoming`` is set, the SERVER span starts a new trace (sampled by our own sampler, with
+our own trace id) and keeps the caller's span as a **link**, and the caller's ``tracestate``
+and ``baggage`` are ignored. A public client therefore cannot force sampling (a flood of
+``-01`` headers) nor pick the trace id that a ratio sampler decides on. Behind a gateway that
+samples for us, ``trust_incoming=True`` continues the caller's trace with its decision.
+
     app.add_middleware(otel.asgi.TelemetryMiddleware)   # add last, at app construction
 """
 
@@ -17,7 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from opentelemetry import context, metrics, propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel.errors import record_exception, type_name
 from otel.metrics import DURATION_BUCKETS_S, normalize_method
@@ -48,9 +55,11 @@ class TelemetryMiddleware:
         app: ASGIApp,
         excluded: Sequence[str] = DEFAULT_EXCLUDED,
         in_app: tuple[str, ...] = ("app",),
+        trust_incoming: bool = False,
     ) -> None:
         self.app = app
         self.in_app = in_app
+        self.trust_incoming = trust_incoming
         self._excluded = re.compile("|".join(f"(?:{p})" for p in excluded)) if excluded else None
         self._tracer = trace.get_tracer(_SCOPE)
         self._duration = metrics.get_meter(_SCOPE).create_histogram(
@@ -78,7 +87,7 @@ class TelemetryMiddleware:
             for k, v in scope.get("headers", ())
             if k in _PROPAGATION_HEADERS
         }
-        parent = propagate.extract(carrier) if carrier else None
+        parent, links = self._parent(carrier)
         span_attrs = dict(attrs)
         span_attrs["url.path"] = scope.get("path", "")
         span = self._tracer.start_span(
@@ -86,6 +95,7 @@ class TelemetryMiddleware:
             context=parent,
             kind=SpanKind.SERVER,
             attributes=span_attrs,
+            links=links,
         )
         token = context.attach(trace.set_span_in_context(span, parent))
         status: list[int] = []
@@ -106,6 +116,21 @@ class TelemetryMiddleware:
                 self._finish(scope, span, attrs, status, method, start)
             finally:
                 context.detach(token)
+
+    def _parent(self, carrier: dict[str, str]) -> tuple[context.Context | None, list[Link]]:
+        """The parent context for the SERVER span, and links: the caller's context itself when
+        trusted; else none, and the caller's span (when valid) as a link."""
+        if not carrier:
+            return None, []
+        try:
+            extracted = propagate.extract(carrier)
+            if self.trust_incoming:
+                return extracted, []
+            remote = trace.get_current_span(extracted).get_span_context()
+            return None, [Link(remote)] if remote.is_valid else []
+        except Exception:
+            _log.debug("trace context extraction failed", exc_info=True)
+            return None, []
 
     def _finish(
         self,

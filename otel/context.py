@@ -3,13 +3,16 @@
 Fields bound here appear in every JSON log line (ECS names), as attributes on OTLP log
 records and, when ``span=True``, as attributes on the current span.
 
-======================  ==================  =================
-keyword                 log field           span attribute
-======================  ==================  =================
-``request_id``          ``http.request.id`` ``http.request.id``
-``job_id``              ``job.id``          ``trawl.job.id``
-``task_id``             ``task.id``         ``trawl.task.id``
-======================  ==================  =================
+One name per field, the same in logs and on spans:
+
+======================  =====================
+keyword                 log field / attribute
+======================  =====================
+``request_id``          ``http.request.id``
+``api_key_id``          ``trawl.api_key.id``
+``job_id``              ``trawl.job.id``
+``task_id``             ``trawl.task.id``
+======================  =====================
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ _log = logging.getLogger("otel")
 FIELDS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
         "request_id": ("http.request.id", "http.request.id"),
-        "job_id": ("job.id", "trawl.job.id"),
-        "task_id": ("task.id", "trawl.task.id"),
+        "api_key_id": ("trawl.api_key.id", "trawl.api_key.id"),
+        "job_id": ("trawl.job.id", "trawl.job.id"),
+        "task_id": ("trawl.task.id", "trawl.task.id"),
     }
 )
 
@@ -44,13 +48,14 @@ Token = contextvars.Token[Mapping[str, str]]
 
 
 def current_context() -> Mapping[str, str]:
-    """Bound fields keyed by their log (ECS) name, e.g. ``{"job.id": "..."}``."""
+    """Bound fields keyed by their log name, e.g. ``{"trawl.job.id": "..."}``."""
     return _ctx.get()
 
 
 def set_context(
     *,
     request_id: str | None = None,
+    api_key_id: str | None = None,
     job_id: str | None = None,
     task_id: str | None = None,
     span: bool = True,
@@ -59,7 +64,12 @@ def set_context(
 
     ``None`` values leave an already-bound field untouched.
     """
-    given = {"request_id": request_id, "job_id": job_id, "task_id": task_id}
+    given = {
+        "request_id": request_id,
+        "api_key_id": api_key_id,
+        "job_id": job_id,
+        "task_id": task_id,
+    }
     new = dict(_ctx.get())
     span_attrs: dict[str, str] = {}
     for key, value in given.items():
@@ -91,12 +101,15 @@ def reset_context(token: Token) -> None:
 def bind_context(
     *,
     request_id: str | None = None,
+    api_key_id: str | None = None,
     job_id: str | None = None,
     task_id: str | None = None,
     span: bool = True,
 ) -> Iterator[Mapping[str, str]]:
     """``with bind_context(job_id=j.id): ...`` - fields are visible to logs inside the block."""
-    token = set_context(request_id=request_id, job_id=job_id, task_id=task_id, span=span)
+    token = set_context(
+        request_id=request_id, api_key_id=api_key_id, job_id=job_id, task_id=task_id, span=span
+    )
     try:
         yield _ctx.get()
     finally:

@@ -18,12 +18,16 @@ from types import TracebackType
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-__all__ = ["GROUP_KEY_ATTR", "fingerprint", "record_exception"]
+from otel.redact import format_exception, redact_exception
+
+__all__ = ["GROUP_KEY_ATTR", "exception_attributes", "fingerprint", "record_exception"]
 
 _log = logging.getLogger("otel")
 
-#: Span attribute (and exception event attribute) carrying the grouping key.
-GROUP_KEY_ATTR = "exception.group_key"
+#: The grouping key's one name: span attribute, ``exception`` event attribute, log field (stdout
+#: JSON and OTLP) and metric attribute (``trawl.errors``). ``exception.*`` belongs to the
+#: semantic conventions, so the key lives in Trawl's namespace.
+GROUP_KEY_ATTR = "trawl.error.group"
 
 DEFAULT_IN_APP: tuple[str, ...] = ("app",)
 _MAX_CHAIN = 16
@@ -80,6 +84,16 @@ def fingerprint(exc: BaseException, in_app: tuple[str, ...] = DEFAULT_IN_APP) ->
         return hashlib.sha256(type(exc).__qualname__.encode()).hexdigest()[:16]
 
 
+def exception_attributes(exc: BaseException) -> dict[str, str]:
+    """Semantic-convention ``exception.*`` attributes with the message and stack trace
+    redacted (secrets, URL credentials, database literals and parameters)."""
+    return {
+        "exception.type": type_name(exc),
+        "exception.message": redact_exception(exc),
+        "exception.stacktrace": format_exception(exc),
+    }
+
+
 def record_exception(
     span: Span,
     exc: BaseException,
@@ -87,16 +101,20 @@ def record_exception(
     *,
     in_app: tuple[str, ...] = DEFAULT_IN_APP,
 ) -> str | None:
-    """Record ``exc`` on ``span``: exception event (with stack trace and group key), status
-    ERROR, attributes ``error.type`` and ``exception.group_key``. Returns the key.
+    """Record ``exc`` on ``span``: an ``exception`` event (type, redacted message and stack
+    trace, grouping key), status ERROR, attributes ``error.type`` and ``trawl.error.group``.
+    Returns the key.
 
+    The raw ``str(exc)`` never reaches the span (``Span.record_exception`` would put it there).
     Never raises into the caller.
     """
     try:
         key = key or fingerprint(exc, in_app)
         etype = type_name(exc)
         if span.is_recording():
-            span.record_exception(exc, attributes={GROUP_KEY_ATTR: key}, escaped=False)
+            event = exception_attributes(exc)
+            event[GROUP_KEY_ATTR] = key
+            span.add_event("exception", event)
             span.set_attributes({"error.type": etype, GROUP_KEY_ATTR: key})
             span.set_status(Status(StatusCode.ERROR, etype))
         return key

@@ -88,7 +88,7 @@ class ExportStats:
                     total,
                     signal,
                     reason,
-                    extra={"otel.signal": signal, "otel.lost_items": total},
+                    extra={SIGNAL_ATTR: signal, "trawl.telemetry.lost_items": total},
                 )
         except Exception:
             _log.debug("export failure accounting failed", exc_info=True)
@@ -119,7 +119,7 @@ class ExportStats:
             _log.warning(
                 "telemetry lost during this process: %s",
                 ", ".join(f"{n} {s}" for s, n in lost.items()),
-                extra={f"otel.lost.{s}": n for s, n in lost.items()},
+                extra={f"trawl.telemetry.lost.{s}": n for s, n in lost.items()},
             )
 
 

@@ -27,7 +27,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel.errors import type_name
+from otel.errors import exception_attributes, type_name
 from otel.metrics import DURATION_BUCKETS_S, normalize_method
 from otel.redact import redact_url
 
@@ -77,7 +77,7 @@ class _Recorder:
                 attrs["error.type"] = type_name(exc)
                 try:
                     span.set_attribute("error.type", attrs["error.type"])
-                    span.record_exception(exc)
+                    span.add_event("exception", exception_attributes(exc))  # redacted
                     span.set_status(Status(StatusCode.ERROR, attrs["error.type"]))
                 except Exception:
                     _log.debug("span error recording failed", exc_info=True)

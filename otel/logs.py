@@ -6,18 +6,21 @@
 * an :class:`OtlpHandler` that emits the same records through the active OTel
   ``LoggerProvider`` (no-op until :func:`otel.configure` has installed one).
 
-Both handlers share a :class:`RedactingFilter`.
+Both handlers share a :class:`RedactingFilter`. Loggers that bring their own handlers
+(uvicorn's ``uvicorn``, ``uvicorn.error`` and ``uvicorn.access``) are adopted: their handlers
+are replaced by propagation to the root logger, so their lines are JSON like every other line,
+with the trace and request ids of the request they describe.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from opentelemetry import trace
@@ -27,9 +30,23 @@ from opentelemetry.context import get_current
 from otel import _setup
 from otel.context import current_context
 from otel.errors import DEFAULT_IN_APP, GROUP_KEY_ATTR, fingerprint, type_name
-from otel.redact import redact_text, redact_value
+from otel.redact import format_exception, redact_exception, redact_text, redact_value
 
-__all__ = ["JsonFormatter", "OtlpHandler", "RedactingFilter", "configure_logging"]
+__all__ = [
+    "ADOPTED_LOGGERS",
+    "ECS_VERSION",
+    "JsonFormatter",
+    "OtlpHandler",
+    "RedactingFilter",
+    "configure_logging",
+]
+
+#: The ECS version the stdout lines follow (field names; dotted keys, not nested objects).
+ECS_VERSION = "8.11.0"
+
+#: Loggers configured by servers with handlers of their own (plain text on stderr): their
+#: handlers are removed and they propagate to the root logger's JSON handlers instead.
+ADOPTED_LOGGERS: tuple[str, ...] = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 _MARK = "_trawl_otel_handler"
 
@@ -39,6 +56,7 @@ _RESERVED = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) 
     "asctime",
     "taskName",
     "_trawl_redacted",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 
 # Loggers whose records must never re-enter the OTLP pipeline (exporter/transport noise
@@ -61,16 +79,38 @@ class RedactingFilter(logging.Filter):
         if getattr(record, "_trawl_redacted", False):
             return True
         try:
+            if record.name == "uvicorn.access":
+                _access_fields(record)
             msg = record.getMessage()
             record.msg = redact_text(msg)
             record.args = None
             for key, value in _extras(record).items():
                 setattr(record, key, redact_value(key, value))
+            if record.stack_info:
+                record.stack_info = redact_text(record.stack_info)
         except Exception:
             record.msg = "<unformattable log message>"
             record.args = None
         record._trawl_redacted = True
         return True
+
+
+def _access_fields(record: logging.LogRecord) -> None:
+    """uvicorn's access line ``'%s - "%s %s HTTP/%s" %d'`` as ECS fields too (redacted with
+    the record's other fields)."""
+    args = record.args
+    if not isinstance(args, tuple) or len(args) != 5:
+        return
+    client, method, path, version, status = args
+    record.__dict__.update(
+        {
+            "client.address": str(client).rsplit(":", 1)[0],
+            "http.request.method": str(method),
+            "url.original": str(path),
+            "http.version": str(version),
+            "http.response.status_code": status,
+        }
+    )
 
 
 def _iso(ts: float) -> str:
@@ -84,26 +124,29 @@ def _exc_fields(exc: BaseException | None, in_app: tuple[str, ...]) -> dict[str,
         return {}
     return {
         "error.type": type_name(exc),
-        "error.message": redact_text(str(exc)),
-        "error.stack_trace": redact_text(
-            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        ),
-        "error.group_key": fingerprint(exc, in_app),
+        "error.message": redact_exception(exc),
+        "error.stack_trace": format_exception(exc),
+        GROUP_KEY_ATTR: fingerprint(exc, in_app),
     }
 
 
 class JsonFormatter(logging.Formatter):
     """One ECS-named JSON object per record.
 
-    Fields: ``@timestamp``, ``log.level``, ``log.logger``, ``message``, ``service.name``,
-    ``service.instance.id``, ``trace.id``/``span.id`` (current span context if valid),
-    bound context (``http.request.id``, ``job.id``, ``task.id``), ``error.*`` when
-    ``exc_info`` is set, and any ``extra=`` fields (dotted keys allowed).
+    Fields: ``@timestamp``, ``ecs.version``, ``log.level``, ``log.logger``, ``message``,
+    ``process.pid``, ``service.name``, ``service.version``, ``service.environment``,
+    ``service.instance.id``, ``trace.id``/``span.id`` (current span context if valid), bound
+    context (``http.request.id``, ``trawl.job.id``, ``trawl.task.id``), ``error.*`` and
+    ``trawl.error.group`` when ``exc_info`` is set, and any ``extra=`` fields (dotted keys).
+    ``service_name`` names the process until telemetry is configured.
     """
 
-    def __init__(self, in_app: tuple[str, ...] = DEFAULT_IN_APP) -> None:
+    def __init__(
+        self, in_app: tuple[str, ...] = DEFAULT_IN_APP, service_name: str | None = None
+    ) -> None:
         super().__init__()
         self.in_app = in_app
+        self.service_name = service_name
 
     def format(self, record: logging.LogRecord) -> str:
         try:
@@ -121,14 +164,22 @@ class JsonFormatter(logging.Formatter):
     def _doc(self, record: logging.LogRecord) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "@timestamp": _iso(record.created),
+            "ecs.version": ECS_VERSION,
             "log.level": record.levelname.lower(),
             "log.logger": record.name,
             "message": record.getMessage(),
+            "process.pid": record.process if record.process is not None else os.getpid(),
         }
         tel = _setup.active()
         if tel is not None:
             doc["service.name"] = tel.service_name
+            resource = tel.resource.attributes if tel.resource is not None else {}
+            for field, attr in _RESOURCE_FIELDS:
+                if attr in resource:
+                    doc[field] = resource[attr]
             doc["service.instance.id"] = tel.instance_id
+        elif self.service_name:
+            doc["service.name"] = self.service_name
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             doc["trace.id"] = format(ctx.trace_id, "032x")
@@ -141,6 +192,13 @@ class JsonFormatter(logging.Formatter):
         elif record.stack_info:
             doc["error.stack_trace"] = record.stack_info
         return doc
+
+
+# ECS field <- resource attribute
+_RESOURCE_FIELDS = (
+    ("service.version", "service.version"),
+    ("service.environment", "deployment.environment.name"),
+)
 
 
 def _severity(levelno: int) -> tuple[SeverityNumber, str]:
@@ -193,10 +251,8 @@ class OtlpHandler(logging.Handler):
             exc = record.exc_info[1] if record.exc_info else None
             if exc is not None:
                 attrs["exception.type"] = type_name(exc)
-                attrs["exception.message"] = redact_text(str(exc))
-                attrs["exception.stacktrace"] = redact_text(
-                    "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                )
+                attrs["exception.message"] = redact_exception(exc)
+                attrs["exception.stacktrace"] = format_exception(exc)
                 attrs[GROUP_KEY_ATTR] = fingerprint(exc, self.in_app)
             number, text = _severity(record.levelno)
             logger = tel.logger_provider.get_logger(record.name)
@@ -221,6 +277,14 @@ class OtlpHandler(logging.Handler):
 _config_lock = threading.Lock()
 
 
+def _adopt(logger: logging.Logger) -> None:
+    if not logger.handlers:
+        return  # no handler of its own: it propagates already, or it was turned off
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+
+
 def configure_logging(
     level: int | str = logging.INFO,
     *,
@@ -228,12 +292,17 @@ def configure_logging(
     otlp: bool = True,
     in_app: tuple[str, ...] = DEFAULT_IN_APP,
     quiet_loggers: Mapping[str, int | str] | None = None,
+    adopt: Sequence[str] = ADOPTED_LOGGERS,
+    service_name: str | None = None,
 ) -> None:
     """Install the JSON stdout handler and the OTLP bridge on the root logger.
 
     Idempotent: handlers installed by an earlier call are replaced, never duplicated.
     ``quiet_loggers`` sets levels for noisy libraries (default: urllib3 and the OTLP
-    exporter at WARNING). Never raises.
+    exporter at WARNING). Loggers named in ``adopt`` lose their own handlers and propagate
+    to ours (one that has no handler and does not propagate, such as uvicorn's access
+    logger under ``--no-access-log``, stays off). ``service_name`` fills ``service.name``
+    until :func:`otel.configure` has run. Never raises.
     """
     try:
         with _config_lock:
@@ -244,7 +313,7 @@ def configure_logging(
                     h.close()
             redact = RedactingFilter()
             out = logging.StreamHandler(stream if stream is not None else sys.stdout)
-            out.setFormatter(JsonFormatter(in_app))
+            out.setFormatter(JsonFormatter(in_app, service_name))
             out.addFilter(redact)
             setattr(out, _MARK, True)
             root.addHandler(out)
@@ -258,5 +327,7 @@ def configure_logging(
             quiet.update(quiet_loggers or {})  # type: ignore[arg-type]
             for name, lvl in quiet.items():
                 logging.getLogger(name).setLevel(lvl)
+            for name in adopt:
+                _adopt(logging.getLogger(name))
     except Exception:
         logging.getLogger("otel").warning("configure_logging failed", exc_info=True)

@@ -56,6 +56,18 @@ NON_METRIC_KEYS = {
     "trawl.webhook.id",
     "trawl.webhook.event",
     "trawl.webhook.attempt",
+    # span attributes and log fields (issue 8)
+    "trawl.api_key.id",
+    "trawl.task.retry",
+    "trawl.worker.id",
+    "trawl.worker.active",
+    "trawl.worker.loop",
+    "trawl.worker.pending",
+    "trawl.queue.unsent",
+    "trawl.reaper.requeued",
+    "trawl.defer.wait_s",
+    "trawl.redis.socket",
+    "trawl.telemetry.lost_items",
     # logger names
     "trawl.api",
     "trawl.worker",

@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -155,22 +156,30 @@ async def test_one_trace_per_job_request_and_linked_retry(
     assert server.attributes["http.route"] == "/v1/jobs"
     assert server.attributes["http.response.status_code"] == 202
     request_trace = _trace(spans, server.context.trace_id)
-    producer = _one(request_trace, "trawl.scrape publish")
+    stream = f"{stack.settings.redis_prefix}:tasks"  # the real stream: the destination
+    producer = _one(request_trace, f"send {stream}")
     assert producer.kind == SpanKind.PRODUCER
+    assert producer.attributes["messaging.destination.name"] == stream
+    assert producer.attributes["messaging.operation.name"] == "send"
+    assert producer.attributes["messaging.operation.type"] == "send"
     assert producer.parent is not None and producer.parent.span_id == server.context.span_id
     fetch_parents = {s.parent.span_id for s in spans if s.name == "GET" and s.parent}
     # deliveries that only deferred (per-domain politeness) carry an event and no fetch
     consumers = [
         s
         for s in spans
-        if s.name == "trawl.scrape process"
+        if s.name == f"process {stream}"
         and s.attributes.get("trawl.job.id") == job_id
         and s.context.span_id in fetch_parents
     ]
     assert len(consumers) == 2
-    first = _one(consumers, "trawl.scrape process", **{"trawl.task.attempt": 1})
-    retry = _one(consumers, "trawl.scrape process", **{"trawl.task.attempt": 2})
+    first = _one(consumers, f"process {stream}", **{"trawl.task.attempt": 1})
+    retry = _one(consumers, f"process {stream}", **{"trawl.task.attempt": 2})
     assert first.kind == SpanKind.CONSUMER
+    assert first.attributes["messaging.destination.name"] == stream
+    assert first.attributes["messaging.operation.name"] == "process"
+    assert first.attributes["messaging.consumer.group.name"] == "workers"
+    assert first.attributes["messaging.client.id"] == stack.worker.worker_id
     assert first.context.trace_id == server.context.trace_id
     assert first.parent is not None and first.parent.span_id == producer.context.span_id
     # the retry is a new trace, linked to the request's
@@ -204,7 +213,7 @@ async def test_one_trace_per_job_request_and_linked_retry(
     assert {s.name for s in roots} <= {
         "POST /v1/jobs",
         "GET /v1/jobs/{job_id}",
-        "trawl.scrape process",
+        f"process {stream}",
     }, {s.name for s in roots}
     # exceptions and errors: the failed first attempt is a 503 on the client span
     first_fetch = next(
@@ -235,9 +244,10 @@ async def test_no_trace_context_reaches_target_sites(
     for headers in site.headers_seen:
         assert "traceparent" not in headers and "baggage" not in headers
         assert "tracestate" not in headers and "x-request-id" not in headers
-    # the client's traceparent was honoured: the job request continues the caller's trace
+    # a public caller's traceparent is kept as a link, not obeyed (TRAWL_TRUST_TRACEPARENT)
     server = _one(telemetry.finished(), "POST /v1/jobs")
-    assert format(server.context.trace_id, "032x") == "ab" * 16
+    assert format(server.context.trace_id, "032x") != "ab" * 16
+    assert [format(link.context.trace_id, "032x") for link in server.links] == ["ab" * 16]
 
 
 def _metrics(reader: InMemoryMetricReader) -> dict[str, Any]:
@@ -347,7 +357,7 @@ async def test_errors_are_grouped_and_regressions_seen(stack: Stack, telemetry: 
     events = [e for s in server for e in s.events if e.name == "exception"]
     assert events and all("exception.stacktrace" in e.attributes for e in events)
     assert {
-        s.attributes.get("exception.group_key") or e.attributes.get("exception.group_key")
+        s.attributes.get("trawl.error.group") or e.attributes.get("trawl.error.group")
         for s in server
         for e in s.events
         if e.name == "exception"
@@ -380,6 +390,8 @@ async def test_logs_are_json_with_trace_ids_of_exported_spans(
     await wait_job(stack.client, job_id)
     await asyncio.sleep(0.1)
     out = capsys.readouterr().out
+    # capsys closes its stream after the test: later lines go to the process's stdout
+    otel.configure_logging("INFO", stream=sys.__stdout__)
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert records
     for rec in records:
@@ -387,9 +399,11 @@ async def test_logs_are_json_with_trace_ids_of_exported_spans(
     settled = [
         rec
         for rec in records
-        if rec["message"] == "task attempt settled" and rec.get("job.id") == job_id
+        if rec["message"] == "task attempt settled" and rec.get("trawl.job.id") == job_id
     ]
-    assert settled and settled[0]["task.id"].startswith("tsk_")
+    assert settled and settled[0]["trawl.task.id"].startswith("tsk_")
+    assert settled[0]["trawl.outcome"] == "success" and settled[0]["trawl.task.attempt"] == 1
+    assert "outcome" not in settled[0] and "attempt" not in settled[0]
     assert settled[0]["http.request.id"] == "log-req-1"  # carried through the queue message
     trace_ids = {format(s.context.trace_id, "032x") for s in telemetry.finished()}
     assert settled[0]["trace.id"] in trace_ids
@@ -469,7 +483,8 @@ async def test_webhook_delivered_by_the_worker_signed_and_traced(
         assert status == "succeeded"
         await asyncio.sleep(0.1)
         spans = telemetry.finished()
-        consumer = _one(spans, "trawl.scrape process", **{"trawl.job.id": job_id})
+        stream = f"{stack.settings.redis_prefix}:tasks"
+        consumer = _one(spans, f"process {stream}", **{"trawl.job.id": job_id})
         request_trace = _trace(spans, consumer.context.trace_id)
         assert [s.name for s in request_trace if s.parent is None] == ["POST /v1/jobs"]
         deliver = _one(spans, "trawl.webhook deliver", **{"trawl.job.id": job_id})
@@ -481,3 +496,14 @@ async def test_webhook_delivered_by_the_worker_signed_and_traced(
         assert post.attributes["http.response.status_code"] == 200
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize("trust", [False, True])
+async def test_trust_traceparent_setting_reaches_the_middleware(
+    settings: Settings, trust: bool
+) -> None:
+    from otel.asgi import TelemetryMiddleware
+
+    app = create_app(settings.model_copy(update={"trust_traceparent": trust}))
+    [middleware] = [m for m in app.user_middleware if m.cls is TelemetryMiddleware]
+    assert middleware.kwargs["trust_incoming"] is trust

@@ -249,7 +249,7 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
             # the loss is counted and reported on stdout while the collector is down
             def warned() -> dict[str, int]:
                 return {
-                    str(doc["otel.signal"]): int(doc["otel.lost_items"])
+                    str(doc["trawl.telemetry.signal"]): int(doc["trawl.telemetry.lost_items"])
                     for doc in _json_lines(log)
                     if doc.get("log.logger") == "otel"
                     and str(doc.get("message", "")).startswith("telemetry export failing")
@@ -263,3 +263,98 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
             assert all(doc.get("service.name") == "trawl-api" for doc in _json_lines(log))
             # uvicorn re-raises SIGTERM after its graceful shutdown
             assert _stop(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
+
+
+def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
+    databases: Databases, redis_url: str, tmp_path: Path
+) -> None:
+    """``python -m app.serve`` (``make api``): uvicorn's start-up, access and shutdown lines are
+    JSON like the app's, the access line carries the request's trace and request ids, and a
+    secret in the request's query and headers appears neither on stdout nor over OTLP."""
+    planted = "pl4nt" + uuid.uuid4().hex[:15]
+    database_url = databases.new()
+    port = _free_port()
+    log = tmp_path / "api.log"
+    with serve() as receiver:
+        env = _env(
+            database_url,
+            redis_url,
+            receiver.url,
+            tmp_path,
+            TRAWL_ADMIN_API_KEY=ADMIN_KEY,
+            TRAWL_MIGRATE_ON_START="true",
+        )
+        args = ["-m", "app.serve", "--host", "127.0.0.1", "--port", str(port)]
+        with (
+            _process(args, env, log) as api,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+        ):
+
+            def up() -> bool:
+                try:
+                    return client.get("/health").status_code == 200
+                except httpx.TransportError:
+                    assert api.poll() is None, log.read_text()[-3000:]
+                    return False
+
+            _wait_for("the API to answer", up, timeout_s=60)
+            r = client.get(
+                "/v1/jobs",
+                params={"api_key": planted, "limit": 1},
+                headers={
+                    "authorization": f"Bearer {ADMIN_KEY}",
+                    "x-api-key": planted,
+                    "x-request-id": "wire-req-1",
+                },
+            )
+            assert r.status_code == 200, r.text
+
+            def access_line() -> dict[str, Any] | None:
+                return next(
+                    (
+                        doc
+                        for doc in _json_lines(log)
+                        if doc.get("log.logger") == "uvicorn.access"
+                        and doc.get("http.request.id") == "wire-req-1"
+                    ),
+                    None,
+                )
+
+            access = _wait_for("the request's access line", access_line)
+            spans = _wait_for(
+                "the request's span over OTLP",
+                lambda: [
+                    span
+                    for req in receiver.get("/v1/traces")
+                    for rs in req.resource_spans
+                    for ss in rs.scope_spans
+                    for span in ss.spans
+                    if span.name == "GET /v1/jobs"
+                ],
+            )
+            _wait_for("log records over OTLP", lambda: receiver.get("/v1/logs"))
+            assert _stop(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    not_json = [line for line in lines if not _is_json_object(line)]
+    assert not_json == []
+    docs = [json.loads(line) for line in lines]
+    uvicorn_messages = {d["message"] for d in docs if d["log.logger"].startswith("uvicorn")}
+    assert any(m.startswith("Started server process") for m in uvicorn_messages)
+    assert "Application startup complete." in uvicorn_messages
+    assert any(m.startswith("Uvicorn running on") for m in uvicorn_messages)
+    assert all(d["service.name"] == "trawl-api" and d["ecs.version"] for d in docs)
+    assert not [d for d in docs if "color_message" in d]  # uvicorn's ANSI copy is dropped
+    assert access["trace.id"] in {s.trace_id.hex() for s in spans}
+    assert access["url.original"] == "/v1/jobs?api_key=***&limit=1"
+    assert access["http.response.status_code"] == 200
+    # the secret: nowhere on stdout, in no span, log record or metric sent over OTLP
+    assert planted not in log.read_text()
+    for path in ("/v1/traces", "/v1/logs", "/v1/metrics"):
+        assert all(planted not in str(msg) for msg in receiver.get(path)), path
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False

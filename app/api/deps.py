@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import otel
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.db import Database
@@ -59,7 +60,10 @@ async def get_current_key(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ApiKey:
     key = await auth_service.authenticate(session, authorization)
-    request.state.api_key_id = key.id  # error reports name the key by id, never the secret
+    # logs, the request's span and error reports name the key by id, never the secret (the
+    # request-id middleware resets the context when the request ends)
+    request.state.api_key_id = key.id
+    otel.set_context(api_key_id=key.id)
     return key
 
 

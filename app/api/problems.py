@@ -123,6 +123,7 @@ class UnhandledErrors:
                     "method": request.method,
                     "request_id": otel.current_context().get("http.request.id"),
                     "api_key_id": getattr(request.state, "api_key_id", None),
+                    "job_id": request.path_params.get("job_id"),
                 },
             )
             if started:

@@ -17,7 +17,11 @@ from sqlalchemy.ext.asyncio import (
 
 
 class Database:
-    """Owns one engine; hands out sessions that commit or roll back as a unit."""
+    """Owns one engine; hands out sessions that commit or roll back as a unit.
+
+    ``hide_parameters``: a failed statement's error (logged, on spans, in error reports) shows
+    the parameterised SQL, never the bound values (API key hashes, decrypted secrets, URLs).
+    """
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = url
@@ -27,7 +31,7 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)

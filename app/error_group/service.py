@@ -73,7 +73,7 @@ class ErrorTracker:
                 log.warning(
                     "error group %s",
                     kind,
-                    extra={"error.group_key": key, "error.type": entry.error_type},
+                    extra={"trawl.error.group": key, "error.type": entry.error_type},
                 )
 
     async def _upsert(self, key: str, entry: Pending) -> str | None:

@@ -124,6 +124,7 @@ class DatabaseProbe:
             pool_recycle=300,
             pool_pre_ping=False,  # the check's own query is the ping
             connect_args=connect_args,
+            hide_parameters=True,  # errors never carry bound values (docs/security.md)
         )
         self.timeout_s = timeout_s
         self.head = head_revision()

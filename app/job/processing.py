@@ -27,11 +27,13 @@ from app.job import repository, telemetry
 from app.job.models import Job, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
 from app.queue.backoff import retry_delay
+from app.queue.broker import stream_name
 from app.queue.politeness import Grant, Politeness
 from app.settings import Settings
 from app.telemetry import capture, consumer_span, instruments, quiet, tracer
 from app.telemetry.tracing import REQUEST_ID
 from app.webhook import service as webhook_service
+from otel.redact import redact_url
 
 log = logging.getLogger("trawl.worker")
 _jitter = random.SystemRandom()
@@ -65,16 +67,26 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             job = await session.get(Job, task.job_id) if task is not None else None
         if task is None or job is None or task.status != TaskStatus.QUEUED:
             return
+        # plain values: after a rollback the ORM objects are expired, and reading one would be
+        # I/O in an error handler (MissingGreenlet)
+        job_id, task_id, domain = job.id, task.id, task.domain
         attrs = {
-            "trawl.job.id": job.id,
-            "trawl.task.id": task.id,
+            "trawl.job.id": job_id,
+            "trawl.task.id": task_id,
             "trawl.task.attempt": task.attempt + 1,
+            "messaging.client.id": ctx.worker_id,
             "url.full": redact_url(task.url),
+            "url.domain": domain,
         }
         request_id = (carrier or {}).get(REQUEST_ID)  # the submitting request's, when sent by it
         with (
-            consumer_span(carrier, job.traceparent, attrs),
-            otel.bind_context(request_id=request_id, job_id=job.id, task_id=task.id),
+            consumer_span(
+                carrier,
+                job.traceparent,
+                attrs,
+                destination=stream_name(ctx.settings.redis_prefix),
+            ),
+            otel.bind_context(request_id=request_id, job_id=job_id, task_id=task_id),
         ):
             try:
                 await _process(ctx, session, task, job)
@@ -83,13 +95,14 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
                     exc,
                     component="worker",
                     context={
-                        "job_id": job.id,
-                        "task_id": task.id,
+                        "job_id": job_id,
+                        "task_id": task_id,
                         "request_id": request_id,
                         "worker_id": ctx.worker_id,
+                        "domain": domain,
                     },
                 )
-                await _recover(ctx, task)
+                await _recover(ctx, task_id)
 
 
 async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> None:
@@ -101,14 +114,16 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
         return
     if task.next_attempt_at > utcnow() + timedelta(seconds=1):
         return  # an early duplicate: the dispatcher sends it again when due
-    grant = await _acquire_slot(ctx, task.domain)
+    domain = task.domain  # read now: a failed claim's rollback expires the task
+    grant = await _acquire_slot(ctx, domain)
     if grant.wait_s > 0:
         await _defer(session, task, grant.wait_s)
         telemetry.tasks_enqueued(1, "deferred")
         return
     metrics = instruments()
+    task_id = task.id
     try:
-        if not await repository.claim_task(session, task.id, ctx.worker_id):
+        if not await repository.claim_task(session, task_id, ctx.worker_id):
             await session.rollback()
             return
         if await repository.mark_job_started(session, task.job_id):
@@ -124,37 +139,28 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
         job = await session.get(Job, task.job_id, populate_existing=True) or job
         attempt = await _attempt(ctx, task, job)
     finally:
-        await ctx.politeness.release(task.domain, grant.token)
-        if task.id in ctx.active:
-            ctx.active.discard(task.id)
+        await ctx.politeness.release(domain, grant.token)
+        if task_id in ctx.active:
+            ctx.active.discard(task_id)
             metrics.active.add(-1)
     with tracer().start_as_current_span("store"):
         await _settle(ctx, session, task, job, attempt)
 
 
-async def _recover(ctx: WorkerContext, task: Task) -> None:
+async def _recover(ctx: WorkerContext, task_id: str) -> None:
     """After an unexpected error: a task still queued goes back to the dispatcher (soon, not
     after the redispatch timeout); one left running is no longer heart-beaten, so the reaper
     requeues it after ``TRAWL_STALE_AFTER_S``."""
     try:
         async with ctx.db.transaction() as session:
             delay = ctx.settings.backoff_base_s * (1 + _jitter.random())
-            await repository.defer_task(session, task.id, utcnow() + timedelta(seconds=delay))
+            await repository.defer_task(session, task_id, utcnow() + timedelta(seconds=delay))
     except Exception:
         log.warning(
             "could not hand the task back; the dispatcher resends it later",
-            extra={"task.id": task.id},
+            extra={"trawl.task.id": task_id},
             exc_info=True,
         )
-
-
-def redact_url(url: str) -> str:
-    """The URL without user-info, for span attributes."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError):
-        return "<invalid>"
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
 
 
 async def _acquire_slot(ctx: WorkerContext, domain: str) -> Grant:
@@ -180,7 +186,10 @@ async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
     await repository.defer_task(session, task.id, until)
     await session.commit()
     trace.get_current_span().add_event("trawl.task.deferred", {"trawl.defer.wait_s": wait_s})
-    log.debug("task deferred by politeness", extra={"task.id": task.id, "wait_s": wait_s})
+    log.debug(
+        "task deferred by politeness",
+        extra={"trawl.task.id": task.id, "trawl.defer.wait_s": wait_s},
+    )
 
 
 async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
@@ -263,7 +272,7 @@ async def _settle(
         )
     if not await repository.settle_running_task(session, task.id, ctx.worker_id, values):
         await session.rollback()
-        log.warning("task no longer ours; outcome dropped", extra={"task.id": task.id})
+        log.warning("task no longer ours; outcome dropped", extra={"trawl.task.id": task.id})
         return
     finished = None if retry else await _count(session, task.job_id, values["status"])
     await session.commit()
@@ -273,11 +282,11 @@ async def _settle(
     log.info(
         "task attempt settled",
         extra={
-            "task.id": task.id,
-            "job.id": task.job_id,
-            "outcome": verdict.outcome.value,
-            "retry": retry,
-            "attempt": task.attempt + 1,
+            "trawl.task.id": task.id,
+            "trawl.job.id": task.job_id,
+            "trawl.outcome": verdict.outcome.value,
+            "trawl.task.retry": retry,
+            "trawl.task.attempt": task.attempt + 1,
         },
     )
 

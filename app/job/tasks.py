@@ -6,13 +6,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from opentelemetry.trace import SpanKind
-
 from app.db import Database
 from app.db.base import utcnow
 from app.job import processing, repository, telemetry
-from app.queue.broker import SCRAPE_TASK, Publisher
-from app.telemetry import capture, inject, instruments, tracer
+from app.queue.broker import Publisher
+from app.telemetry import capture, inject, instruments, producer_span
 
 log = logging.getLogger("trawl.dispatcher")
 
@@ -43,16 +41,7 @@ async def publish_tasks(
     """
     if reason != "new":
         return await _send(db, publisher, task_ids, None)
-    with tracer().start_as_current_span(
-        f"{SCRAPE_TASK} publish",
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.operation.type": "send",
-            "messaging.system": "redis",
-            "messaging.destination.name": "tasks",
-            "messaging.batch.message_count": len(task_ids),
-        },
-    ):
+    with producer_span(publisher.destination, len(task_ids)):
         sent = await _send(db, publisher, task_ids, inject())
     telemetry.tasks_enqueued(len(task_ids), "new")
     return sent
@@ -73,7 +62,10 @@ async def _send(
     except Exception as exc:  # the queue is down: SQL still has every task
         log.warning(
             "queue publish failed; the dispatcher will retry",
-            extra={"error.type": type(exc).__name__, "unsent": len(task_ids) - len(sent)},
+            extra={
+                "error.type": type(exc).__name__,
+                "trawl.queue.unsent": len(task_ids) - len(sent),
+            },
         )
         async with db.transaction() as session:
             await repository.unmark_dispatched(session, task_ids[len(sent) :])
@@ -98,7 +90,7 @@ async def reap(db: Database, stale_after_s: float) -> int:
     if count:
         instruments().reaped.add(count)
         telemetry.tasks_enqueued(count, "reaped")
-        log.warning("requeued tasks of lost workers", extra={"tasks": count})
+        log.warning("requeued tasks of lost workers", extra={"trawl.reaper.requeued": count})
     return count
 
 

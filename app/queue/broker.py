@@ -48,6 +48,11 @@ class Publisher:
     def __init__(self, broker: RedisStreamBroker) -> None:
         self.broker = broker
 
+    @property
+    def destination(self) -> str:
+        """The stream's name (``{prefix}:tasks``): the messaging destination of queue spans."""
+        return str(self.broker.queue_name)
+
     async def publish(self, task_id: str, carrier: dict[str, str] | None = None) -> None:
         """``carrier`` is W3C trace context for the consumer span (empty from the dispatcher)."""
         kicker: AsyncKicker[[str, dict[str, str] | None], None] = AsyncKicker(

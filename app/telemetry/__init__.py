@@ -10,6 +10,7 @@ from app.telemetry.tracing import (
     consumer_span,
     current_traceparent,
     inject,
+    producer_span,
     quiet,
     tracer,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "current_traceparent",
     "inject",
     "instruments",
+    "producer_span",
     "quiet",
     "tracer",
 ]

@@ -1,7 +1,12 @@
 """Capturing unhandled exceptions: grouping key on the span, the log record and a counter.
 
 The key is ``otel.fingerprint``: exception type plus in-app frames (module and function, no
-line numbers, no message values), so it is bounded by code paths, not by input.
+line numbers, no message values), so it is bounded by code paths, not by input. It has one
+name everywhere: ``trawl.error.group`` (span, exception event, log line, OTLP log record,
+the ``trawl.errors`` counter).
+
+The error's context (API key id, never the key; job, task and request ids; the route or the
+target domain) goes on the span, the log line and the error group's ``last_context``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 import otel
+from app.telemetry import sentry
 from app.telemetry.metrics import instruments
+from otel.errors import GROUP_KEY_ATTR
+from otel.redact import redact_value
 
 if TYPE_CHECKING:
     from app.error_group.service import ErrorTracker
@@ -29,23 +37,47 @@ def set_tracker(tracker: ErrorTracker | None) -> None:
     _tracker = tracker
 
 
+#: ``context`` keys of :func:`capture` (as in the error group's ``last_context``) and the
+#: attribute / log field each one becomes.
+CONTEXT_ATTRIBUTES = {
+    "route": "http.route",
+    "method": "http.request.method",
+    "request_id": "http.request.id",
+    "api_key_id": "trawl.api_key.id",
+    "job_id": "trawl.job.id",
+    "task_id": "trawl.task.id",
+    "worker_id": "trawl.worker.id",
+    "domain": "url.domain",
+}
+
+
 def enable_sentry(dsn: str, environment: str, release: str) -> bool:
-    """Optional: also send errors to Sentry, fingerprinted with our grouping key."""
+    """Optional: also send errors to Sentry, fingerprinted with our grouping key and scrubbed
+    (``app/telemetry/sentry.py``)."""
     global _sentry
-    try:
-        import sentry_sdk  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        log.warning("SENTRY_DSN is set but sentry-sdk is not installed; Sentry stays off")
-        return False
-    sentry_sdk.init(
-        dsn=dsn,
-        environment=environment,
-        release=release,
-        default_integrations=False,
-        send_default_pii=False,
-    )
-    _sentry = sentry_sdk
-    return True
+    _sentry = sentry.init(dsn, environment, release)
+    return _sentry is not None
+
+
+def disable_sentry() -> None:
+    global _sentry
+    if _sentry is not None:
+        sentry.close()
+    _sentry = None
+
+
+def context_attributes(context: dict[str, Any]) -> dict[str, Any]:
+    """``capture``'s context as span attributes / log fields (unknown keys under
+    ``trawl.error.context.``), values redacted."""
+    out: dict[str, Any] = {}
+    for key, value in context.items():
+        if value is None:
+            continue
+        name = CONTEXT_ATTRIBUTES.get(key, f"trawl.error.context.{key}")
+        out[name] = redact_value(
+            key, value if isinstance(value, str | int | float | bool) else str(value)
+        )
+    return out
 
 
 def type_name(exc: BaseException) -> str:
@@ -70,18 +102,22 @@ def culprit(exc: BaseException) -> str:
 
 
 def capture(exc: BaseException, *, component: str, context: dict[str, Any]) -> str:
-    """Record ``exc`` everywhere it must show; returns its grouping key. Never raises."""
+    """Record ``exc`` everywhere it must show; returns its grouping key. Never raises.
+
+    ``context`` keys: see :data:`CONTEXT_ATTRIBUTES` (``None`` values are left out)."""
     try:
         key = otel.fingerprint(exc, IN_APP)
         span = trace.get_current_span()
+        fields = context_attributes(context)
+        if span.is_recording():
+            span.set_attributes(fields)
         otel.record_exception(span, exc, key)
         span_ctx = span.get_span_context()
         trace_id = format(span_ctx.trace_id, "032x") if span_ctx.is_valid else None
         error_type = type_name(exc)
         instruments().errors.add(
-            1, {"error.type": error_type, "trawl.error.group": key, "trawl.component": component}
+            1, {"error.type": error_type, GROUP_KEY_ATTR: key, "trawl.component": component}
         )
-        fields = {f"trawl.error.{k}": v for k, v in context.items() if v is not None}
         log.error("unhandled %s", error_type, exc_info=exc, extra=fields)
         if _tracker is not None:
             _tracker.note(
@@ -90,7 +126,7 @@ def capture(exc: BaseException, *, component: str, context: dict[str, Any]) -> s
                 component=component,
                 culprit=culprit(exc),
                 trace_id=trace_id,
-                context=context,
+                context={k: redact_value(k, v) for k, v in context.items() if v is not None},
             )
         if _sentry is not None:
             with _sentry.new_scope() as scope:

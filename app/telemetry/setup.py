@@ -18,7 +18,8 @@ def setup_process(role: Role, settings: Settings) -> otel.Telemetry:
     tel = otel.configure(
         f"trawl-{role}", service_version=__version__, environment=settings.environment
     )
-    otel.configure_logging(settings.log_level, in_app=("app",))
+    # JSON on stdout + OTLP; uvicorn's loggers are adopted (their lines become JSON too)
+    otel.configure_logging(settings.log_level, in_app=("app",), service_name=f"trawl-{role}")
     # httpx logs every request URL at INFO; URLs belong on spans, not in log lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("taskiq").setLevel(logging.WARNING)

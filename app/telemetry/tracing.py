@@ -1,4 +1,5 @@
-"""Trace helpers for the job path: context in queue messages, consumer spans, links on retry."""
+"""Trace helpers for the job path: context in queue messages, queue spans (messaging semantic
+conventions: ``send {stream}`` / ``process {stream}``), links on retry."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import otel
-from app.queue.broker import SCRAPE_TASK
+from app.queue.broker import CONSUMER_GROUP
 
 _W3C = TraceContextTextMapPropagator()
 
@@ -21,9 +22,12 @@ __all__ = [
     "consumer_span",
     "current_traceparent",
     "inject",
+    "producer_span",
     "quiet",
     "tracer",
 ]
+
+MESSAGING_SYSTEM = "redis"  # Redis Streams (not a well-known semconv value: a custom one)
 
 
 def tracer() -> trace.Tracer:
@@ -86,24 +90,49 @@ def background_span(
 
 
 @contextmanager
+def producer_span(destination: str, message_count: int) -> Iterator[trace.Span]:
+    """The PRODUCER span ``send {destination}`` of one batch of task messages (``destination``:
+    the stream's real name, e.g. ``trawl:tasks``)."""
+    with tracer().start_as_current_span(
+        f"send {destination}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.system": MESSAGING_SYSTEM,
+            "messaging.destination.name": destination,
+            "messaging.batch.message_count": message_count,
+        },
+    ) as span:
+        yield span
+
+
+@contextmanager
 def consumer_span(
-    carrier: Mapping[str, str] | None, job_traceparent: str | None, attributes: dict[str, Any]
+    carrier: Mapping[str, str] | None,
+    job_traceparent: str | None,
+    attributes: dict[str, Any],
+    *,
+    destination: str,
+    consumer_group: str = CONSUMER_GROUP,
 ) -> Iterator[trace.Span]:
-    """The CONSUMER span of one task attempt.
+    """The CONSUMER span ``process {destination}`` of one task attempt.
 
     A message sent from the submitting request carries its context: the attempt continues that
     trace. A message sent later (retry, reaper, dispatcher) starts a new trace linked to the
     job's original one, so a retry hours later does not stretch the request's trace.
     """
     with background_span(
-        f"{SCRAPE_TASK} process",
+        f"process {destination}",
         SpanKind.CONSUMER,
         carrier=carrier,
         link_traceparent=job_traceparent,
         attributes={
             "messaging.operation.type": "process",
-            "messaging.system": "redis",
-            "messaging.destination.name": "tasks",
+            "messaging.operation.name": "process",
+            "messaging.system": MESSAGING_SYSTEM,
+            "messaging.destination.name": destination,
+            "messaging.consumer.group.name": consumer_group,
             **attributes,
         },
     ) as span:

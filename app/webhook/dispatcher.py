@@ -260,7 +260,9 @@ class WebhookDispatcher:
             values["delivered_at"] = now
         async with self.db.transaction() as session:
             if not await repository.finish_attempt(session, delivery.id, token, values):
-                log.warning("webhook delivery no longer ours", extra={"webhook.id": delivery.id})
+                log.warning(
+                    "webhook delivery no longer ours", extra={"trawl.webhook.id": delivery.id}
+                )
                 return
             session.add(
                 WebhookAttempt(
@@ -284,11 +286,11 @@ class WebhookDispatcher:
         log.info(
             "webhook attempt",
             extra={
-                "webhook.id": delivery.id,
-                "job.id": delivery.job_id,
-                "outcome": result.outcome.value,
-                "status": status.value,
-                "attempt": number,
+                "trawl.webhook.id": delivery.id,
+                "trawl.job.id": delivery.job_id,
+                "trawl.webhook.outcome": result.outcome.value,
+                "trawl.webhook.status": status.value,
+                "trawl.webhook.attempt": number,
             },
         )
 

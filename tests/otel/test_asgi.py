@@ -3,14 +3,18 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import otel
+from otel import _setup
 from otel.asgi import TelemetryMiddleware
 
 from .conftest import Env
 
 
-def _app() -> FastAPI:
+def _app(*, trust_incoming: bool = False) -> FastAPI:
     # FastAPI >= 0.16x ships native telemetry on by default; turn it off so only the
     # middleware under test emits (running both doubles every SERVER span).
     app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
@@ -27,7 +31,7 @@ def _app() -> FastAPI:
     async def health() -> str:
         return "ok"
 
-    app.add_middleware(TelemetryMiddleware)
+    app.add_middleware(TelemetryMiddleware, trust_incoming=trust_incoming)
     return app
 
 
@@ -58,9 +62,14 @@ async def test_route_template_span_and_metric(tel_env: Env) -> None:
     spans = [s for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.SERVER]
     names = [s.name for s in spans]
     assert names == ["GET /items/{item_id}", "GET /items/{item_id}", "GET", "GET /boom"]
+    # an untrusted caller's traceparent is a link, not the parent: our trace, our sampler
     first = spans[0]
-    assert format(first.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
-    assert first.parent is not None and first.parent.is_remote
+    assert format(first.context.trace_id, "032x") != "0af7651916cd43dd8448eb211c80319c"
+    assert first.parent is None
+    [link] = first.links
+    assert format(link.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(link.context.span_id, "016x") == "b7ad6b7169203331"
+    assert spans[1].links == () or not spans[1].links  # no header, no link
     boom = spans[3]
     assert boom.status.status_code is StatusCode.ERROR
     assert dict(boom.attributes or {})["error.type"] == "RuntimeError"
@@ -74,6 +83,57 @@ async def test_route_template_span_and_metric(tel_env: Env) -> None:
     assert len(item_points) == 1  # both item requests share one series
     assert item_points[0]["http.request.method"] == "GET"
     assert item_points[0]["url.scheme"] == "http"
+
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_trusted_traceparent_continues_the_callers_trace(tel_env: Env) -> None:
+    transport = httpx.ASGITransport(app=_app(trust_incoming=True))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/items/1", headers={"traceparent": PARENT})).status_code == 200
+    tel_env.flush()
+    [span] = tel_env.spans.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None and span.parent.is_remote
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert not span.links
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_a_sampled_flag_forces_sampling_only_when_trusted(
+    trusted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a sampler that keeps no new trace, a caller's ``-01`` flag keeps the request's span
+    only when the caller is trusted; the request is measured either way."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    _setup.reset()
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tel = otel.configure(
+        "trawl-test", service_version="0", span_exporter=spans, metric_readers=[reader]
+    )
+    try:
+        transport = httpx.ASGITransport(app=_app(trust_incoming=trusted))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for _ in range(5):
+                r = await client.get("/items/1", headers={"traceparent": PARENT})
+                assert r.status_code == 200
+        assert tel.force_flush(5.0)
+        assert len(spans.get_finished_spans()) == (5 if trusted else 0)
+        data = reader.get_metrics_data()
+        assert data is not None
+        counts = [
+            p.count
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "http.server.request.duration"
+            for p in m.data.data_points
+        ]
+        assert counts == [5]
+    finally:
+        _setup.reset()
 
 
 @pytest.mark.parametrize("path", ["/health", "/healthz", "/metrics"])

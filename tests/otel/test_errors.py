@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 import otel
@@ -126,3 +129,59 @@ def test_record_exception_never_raises() -> None:
             raise RuntimeError("bad span")
 
     assert otel.record_exception(Broken(), ValueError("x"), "k") is None  # type: ignore[arg-type]
+
+
+def test_the_grouping_key_has_one_name_in_the_trawl_namespace() -> None:
+    assert GROUP_KEY_ATTR == "trawl.error.group"
+
+
+PLANTED = "PLANTED-7f3a9c"
+
+
+def test_record_exception_redacts_message_and_stack_trace() -> None:
+    # a bare provider: the redaction is record_exception's own, not the exporter's
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exc = _catch(_raise_value, f"fetch failed: http://bob:{PLANTED}@proxy:3128 api_key={PLANTED}")
+    with provider.get_tracer("t").start_as_current_span("op") as span:
+        otel.record_exception(span, exc, in_app=IN_APP)
+    (s,) = exporter.get_finished_spans()
+    (event,) = s.events
+    attrs = dict(event.attributes or {})
+    assert attrs["exception.type"] == "ValueError"
+    assert attrs["exception.message"] == "fetch failed: http://***@proxy:3128 api_key=***"
+    assert "Traceback" in str(attrs["exception.stacktrace"])
+    assert PLANTED not in repr(attrs) and PLANTED not in repr(s.to_json())
+
+
+def test_spans_are_scrubbed_before_export(tel_env: Env) -> None:
+    """Exception events recorded by the SDK itself (an exception escaping a span), status
+    descriptions set by instrumentations and URL attributes are redacted at export."""
+    tracer = trace.get_tracer("t")
+    try:
+        with tracer.start_as_current_span(
+            "escaping", attributes={"url.full": f"https://h/p?token={PLANTED}&page=2"}
+        ):
+            _raise_value(f"password={PLANTED}")
+    except ValueError:
+        pass
+    with tracer.start_as_current_span(
+        "db", attributes={"db.system.name": "postgresql", "http.request.header.authorization": "x"}
+    ) as span:
+        span.set_status(
+            trace.Status(
+                StatusCode.ERROR, f"invalid input for query argument $1: '{PLANTED}' (expected int)"
+            )
+        )
+    tel_env.flush()
+    spans = {s.name: s for s in tel_env.spans.get_finished_spans()}
+    escaping, db = spans["escaping"], spans["db"]
+    assert escaping.attributes is not None and db.attributes is not None
+    assert escaping.attributes["url.full"] == "https://h/p?token=***&page=2"
+    (event,) = escaping.events
+    assert event.attributes is not None and event.attributes["exception.message"] == "password=***"
+    assert db.status.description == "invalid input for query argument $1: '***' (expected int)"
+    assert db.attributes["http.request.header.authorization"] == "***"
+    for s in spans.values():
+        assert PLANTED not in s.to_json()

@@ -85,7 +85,7 @@ def test_failed_exports_are_counted_in_process_as_a_metric_and_logged(
     assert lost["metrics"] == {"export_failed": 0, "queue_full": 0}
     assert _lost_counter(reader) == {("traces", "export_failed"): 5, ("logs", "export_failed"): 1}
     warnings = [r for r in caplog.records if "telemetry export failing" in r.getMessage()]
-    assert {r.__dict__["otel.signal"] for r in warnings} == {"traces", "logs"}
+    assert {r.__dict__["trawl.telemetry.signal"] for r in warnings} == {"traces", "logs"}
     assert len(warnings) == 2  # once per signal, not once per batch
 
 
