@@ -29,4 +29,4 @@ EXPOSE 8000
 # The API's readiness; the worker overrides it (python -m app.healthcheck worker) in compose.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=6 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=3)"]
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+CMD ["python", "-m", "app.serve", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
