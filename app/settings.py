@@ -53,7 +53,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SENTRY_DSN", "TRAWL_SENTRY_DSN")
     )
     error_flush_interval_s: float = Field(default=2.0, gt=0)
+    # Queue gauges: how often the API (and the dispatching worker) sample SQL and the stream
     queue_stats_interval_s: float = Field(default=10.0, gt=0)
+    # GET /metrics on the API port when the Prometheus exporter is on (docs/telemetry.md)
+    metrics_endpoint_enabled: bool = True
 
     # API limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
