@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from app.db import Database
 from app.job import stats
 from app.queue.broker import StreamStats, stream_stats
-from app.telemetry.metrics import instruments
+from app.telemetry.metrics import BusinessMetrics, instruments
 
 log = logging.getLogger("trawl.stats")
 
@@ -54,6 +54,7 @@ class QueueGauges:
         interval_s: float,
         *,
         active: Callable[[], bool] = lambda: True,
+        metrics: BusinessMetrics | None = None,
     ) -> None:
         self.db = db
         self.redis = redis
@@ -61,6 +62,10 @@ class QueueGauges:
         self.interval_s = interval_s
         self.active = active
         self.snapshot = _Snapshot()
+        self._metrics = metrics
+
+    def _instruments(self) -> BusinessMetrics:
+        return self._metrics or instruments()
 
     async def sample(self) -> None:
         """One round. SQL and Redis are sampled independently: one being down does not
@@ -98,7 +103,7 @@ class QueueGauges:
         return snap.stream if self._fresh(snap.stream_at) else None
 
     def register(self) -> None:
-        m = instruments()
+        m = self._instruments()
 
         def depth() -> list[tuple[float, dict[str, str]]]:
             sql = self._sql()
@@ -130,6 +135,6 @@ class QueueGauges:
             m.set_gauge_source(name, source, owner=self)
 
     def unregister(self) -> None:
-        m = instruments()
+        m = self._instruments()
         for name in GAUGES:
             m.set_gauge_source(name, None, owner=self)
