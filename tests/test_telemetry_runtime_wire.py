@@ -235,6 +235,14 @@ def test_make_run_serves_each_process_on_its_own_port_with_the_otlp_names(
                     "trawl_fetch_duration_seconds" in " ".join(_scrape(endpoints["trawl-worker"]))
                 ),
             )
+            # utilisation = active / capacity, from the worker's own series
+            worker_values = {
+                s.name: s.value
+                for f in text_string_to_metric_families(httpx.get(endpoints["trawl-worker"]).text)
+                for s in f.samples
+            }
+            assert worker_values["trawl_worker_capacity"] == 16  # TRAWL_WORKER_CONCURRENCY
+            assert worker_values["trawl_queue_active"] == 0  # the job is done
             for service, url in endpoints.items():
                 before = _scrape(url)
                 count = len(_metric_requests(receiver, service))
