@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,10 +296,12 @@ def test_runtime_and_database_instruments_match_their_specs(
 
 
 def test_the_heartbeat_stops_on_both_paths_while_the_loop_is_blocked(
-    two_paths: TwoPaths,
+    two_paths: TwoPaths, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The SDK exports from its own threads: a blocked loop keeps exporting, but its last tick
     stops moving, the same on the scrape endpoint and over OTLP."""
+    # only this test's loop: the suite's session loop (idle between its tests) has monitors too
+    monkeypatch.setattr(runtime, "_MONITORS", weakref.WeakSet())
     assert otel.instrument_runtime()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
