@@ -17,13 +17,14 @@ from app.api import problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit
 from app.api.request_id import RequestIdMiddleware
-from app.api.routes import api_keys, errors, health, jobs, proxies, webhooks
+from app.api.routes import api_keys, errors, health, jobs, metrics, proxies, webhooks
 from app.auth import service as auth_service
 from app.db import Database
 from app.db.migrate import upgrade
 from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.health import HealthService
+from app.job.gauges import QueueGauges
 from app.proxy import service as proxy_service
 from app.proxy.rotator import ProxyRotator
 from app.queue import Publisher, build_broker
@@ -95,6 +96,12 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
             )
             health_service.register_metrics()
             health_service.start()
+            # Queue gauges from SQL and the stream, also when no worker is alive.
+            gauges = QueueGauges(db, redis, settings.redis_prefix, settings.queue_stats_interval_s)
+            gauges.register()
+            sampler = asyncio.create_task(gauges.run(stop))
+            loop_monitor = otel.LoopMonitor()
+            loop_monitor.start()
         app.state.services = Services(
             settings=settings, db=db, publisher=Publisher(broker), health=health_service
         )
@@ -104,8 +111,12 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
         finally:
             health_service.begin_draining()
             await health_service.close()
-            await redis.aclose()
             stop.set()
+            gauges.unregister()
+            await loop_monitor.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sampler, timeout=5.0)
+            await redis.aclose()
             with contextlib.suppress(Exception):
                 await flusher
             set_tracker(None)
@@ -136,4 +147,6 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
     app.include_router(proxies.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    if settings.metrics_endpoint_enabled:
+        app.include_router(metrics.router)
     return app

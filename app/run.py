@@ -1,7 +1,10 @@
 """``make run``: the API and one worker with embedded defaults, supervised together.
 
 With ``REDIS_URL`` unset an embedded Redis is started first and handed to both processes;
-with ``DATABASE_URL`` unset both use the SQLite file under the data directory.
+with ``DATABASE_URL`` unset both use the SQLite file under the data directory. With the
+Prometheus exporter on, each process serves its own scrape port: the API 9464 (and ``/metrics``
+on its HTTP port), the worker 9465; an explicit ``OTEL_EXPORTER_PROMETHEUS_PORT`` goes to the
+API and the worker gets the next port.
 """
 
 from __future__ import annotations
@@ -16,6 +19,23 @@ from types import FrameType
 from app.db.migrate import upgrade
 from app.embedded_redis import resolve_redis_url
 from app.settings import get_settings
+from app.telemetry.setup import PROMETHEUS_PORTS
+
+
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """The worker's environment: the API's, with a scrape port of its own."""
+    port = env.get("OTEL_EXPORTER_PROMETHEUS_PORT", "").strip()
+    if not port:
+        return env
+    return {**env, "OTEL_EXPORTER_PROMETHEUS_PORT": str(int(port) + 1)}
+
+
+def _prometheus_note(env: dict[str, str]) -> str | None:
+    if "prometheus" not in env.get("OTEL_METRICS_EXPORTER", "").lower():
+        return None
+    api = env.get("OTEL_EXPORTER_PROMETHEUS_PORT", "").strip() or str(PROMETHEUS_PORTS["api"])
+    worker = worker_env(env).get("OTEL_EXPORTER_PROMETHEUS_PORT") or str(PROMETHEUS_PORTS["worker"])
+    return f"Prometheus scrape endpoints: API :{api}/metrics, worker :{worker}/metrics"
 
 
 def main() -> int:
@@ -39,7 +59,7 @@ def main() -> int:
             ],
             env=env,
         ),
-        subprocess.Popen([sys.executable, "-m", "app.worker"], env=env),
+        subprocess.Popen([sys.executable, "-m", "app.worker"], env=worker_env(env)),
     ]
     stopping = False
 
@@ -50,6 +70,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     print(f"Trawl API on http://{host}:{port}/docs (Ctrl-C stops)", flush=True)
+    note = _prometheus_note(env)
+    if note:
+        print(note, flush=True)
     try:
         while not stopping and all(c.poll() is None for c in children):
             time.sleep(0.2)

@@ -57,7 +57,11 @@ class Settings(BaseSettings):
     # Tracing: continue a caller's trace (and its sampling decision) from its `traceparent`?
     # Off: public clients get a new trace, with theirs as a link (docs/telemetry.md#sampling).
     trust_traceparent: bool = False
+
+    # Queue gauges: how often the API (and the dispatching worker) sample SQL and the stream
     queue_stats_interval_s: float = Field(default=10.0, gt=0)
+    # GET /metrics on the API port when the Prometheus exporter is on (docs/telemetry.md)
+    metrics_endpoint_enabled: bool = True
 
     # API limits
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -2,7 +2,8 @@
 
 It consumes task messages, and runs three loops: a heartbeat for its running tasks, a reaper
 for tasks whose worker died, and the dispatcher that sends due tasks (retries, deferred, or
-never sent because the queue was down) to the stream. Only one worker dispatches at a time.
+never sent because the queue was down) to the stream. Only one worker dispatches at a time;
+that worker also samples the queue gauges (as every API process does: app/job/gauges.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -27,7 +27,8 @@ from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.fetch.client import make_client
 from app.healthcheck import remove_alive_file, touch_alive_file
-from app.job import stats, tasks
+from app.job import tasks
+from app.job.gauges import QueueGauges
 from app.job.processing import WorkerContext
 from app.proxy.egress import Egress, ProxyClients
 from app.proxy.rotator import ProxyRotator
@@ -101,7 +102,16 @@ class Worker:
         self.tracker = ErrorTracker(self.db, settings.error_flush_interval_s)
         self._stopping = asyncio.Event()
         self._leader = False
-        self._stats: stats.QueueStats | None = None
+        # The dispatching worker alone samples the queue gauges (so N workers do not run N
+        # times the queries); the API samples them too.
+        self.gauges = QueueGauges(
+            self.db,
+            self.redis,
+            settings.redis_prefix,
+            settings.queue_stats_interval_s,
+            active=lambda: self._leader,
+        )
+        self.loop_monitor = otel.LoopMonitor()
 
     def stop(self) -> None:
         self.ctx.draining = True
@@ -128,47 +138,12 @@ class Worker:
         await self.redis.pexpire(key, ttl_ms)
         await tasks.dispatch_due(self.db, self.publisher, self.settings.redispatch_after_s)
 
-    async def _sample_stats(self) -> None:
-        """The dispatching worker alone reports queue gauges, so they are not multiplied."""
-        if not self._leader:
-            self._stats = None
-            return
-        async with self.db.session() as session:
-            self._stats = await stats.sample(session)
-
-    def _fresh_stats(self) -> stats.QueueStats | None:
-        snapshot = self._stats
-        max_age = self.settings.queue_stats_interval_s * 3
-        if snapshot is None or time.monotonic() - snapshot.sampled_at > max_age:
-            return None
-        return snapshot
-
     def _register_gauges(self) -> None:
-        m = instruments()
-
-        def depth() -> list[tuple[float, dict[str, str]]]:
-            snap = self._fresh_stats()
-            return (
-                []
-                if snap is None
-                else [(v, {"trawl.queue.state": k}) for k, v in snap.depth.items()]
-            )
-
-        def oldest() -> list[tuple[float, dict[str, str]]]:
-            snap = self._fresh_stats()
-            return [] if snap is None else [(snap.oldest_ready_age_s, {})]
-
-        def jobs() -> list[tuple[float, dict[str, str]]]:
-            snap = self._fresh_stats()
-            return (
-                []
-                if snap is None
-                else [(v, {"trawl.job.status": k}) for k, v in snap.jobs_active.items()]
-            )
-
-        m.set_gauge_source("trawl.queue.depth", depth)
-        m.set_gauge_source("trawl.queue.oldest_age", oldest)
-        m.set_gauge_source("trawl.job.active", jobs)
+        self.gauges.register()
+        capacity = float(self.settings.worker_concurrency)
+        instruments().set_gauge_source(
+            "trawl.worker.capacity", lambda: [(capacity, {})], owner=self
+        )
 
     async def _beat(self) -> None:
         await asyncio.to_thread(touch_alive_file, self.settings.data_dir)
@@ -188,7 +163,7 @@ class Worker:
                 self._every(s.queue_stats_interval_s, "proxies", self._snapshot_proxies)
             ),
             asyncio.create_task(self.tracker.run(self._stopping)),
-            asyncio.create_task(self._every(s.queue_stats_interval_s, "stats", self._sample_stats)),
+            asyncio.create_task(self._every(s.queue_stats_interval_s, "stats", self.gauges.sample)),
             asyncio.create_task(self._every(s.heartbeat_interval_s, "heartbeat", self._beat)),
             asyncio.create_task(
                 self._every(
@@ -218,6 +193,7 @@ class Worker:
             await self.broker.startup()
             set_tracker(self.tracker)
             self._register_gauges()
+            self.loop_monitor.start()
             loops, receiver = self._start_loops()
         log.info("worker started", extra={"trawl.worker.id": self.worker_id})
         await self._stopping.wait()
@@ -242,8 +218,9 @@ class Worker:
 
     async def close(self) -> None:
         set_tracker(None)
-        for name in ("trawl.queue.depth", "trawl.queue.oldest_age", "trawl.job.active"):
-            instruments().set_gauge_source(name, None)
+        self.gauges.unregister()
+        instruments().set_gauge_source("trawl.worker.capacity", None, owner=self)
+        await self.loop_monitor.stop()
         closers: list[Awaitable[object]] = [self.broker.shutdown(), self.ctx.http.aclose()]
         if self.ctx.egress is not None:
             closers.append(self.ctx.egress.aclose())

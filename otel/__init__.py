@@ -31,8 +31,10 @@ from otel.http_client import traced_transport
 from otel.instrument import instrument_redis, instrument_sqlalchemy
 from otel.logs import configure_logging
 from otel.metrics import safe_attr
+from otel.runtime import LoopMonitor, instrument_runtime
 
 __all__ = [
+    "LoopMonitor",
     "Telemetry",
     "bind_context",
     "collector_endpoint",
@@ -43,7 +45,9 @@ __all__ = [
     "fingerprint",
     "force_flush",
     "instrument_redis",
+    "instrument_runtime",
     "instrument_sqlalchemy",
+    "prometheus_exposition",
     "record_exception",
     "reset_context",
     "safe_attr",
@@ -67,6 +71,7 @@ def configure(
     log_exporter: LogRecordExporter | None = None,
     cardinality_limit: int = _setup.DEFAULT_CARDINALITY_LIMIT,
     set_global: bool = True,
+    prometheus_port: int = _setup.PROMETHEUS_DEFAULT_PORT,
 ) -> Telemetry:
     """Install tracer, meter and logger providers for this process from ``OTEL_*`` env vars.
 
@@ -74,6 +79,9 @@ def configure(
     returns the existing handle. ``span_exporter`` / ``metric_readers`` / ``log_exporter``
     replace the env-selected exporters (tests). ``OTEL_SDK_DISABLED=true`` installs nothing.
     Configuration errors are logged as warnings and yield a disabled (no-op) handle.
+    ``prometheus_port`` is the scrape endpoint's port when ``OTEL_METRICS_EXPORTER`` includes
+    ``prometheus`` and ``OTEL_EXPORTER_PROMETHEUS_PORT`` is unset (one per process role, so
+    that an API and a worker on one host do not compete for a port).
     """
     current = _setup.active()
     if current is not None and current.pid == os.getpid():
@@ -96,6 +104,7 @@ def configure(
             log_exporter=log_exporter,
             cardinality_limit=cardinality_limit,
             set_global=set_global,
+            prometheus_port=prometheus_port,
         )
     except Exception:
         _log.warning("telemetry configuration failed; running without telemetry", exc_info=True)
@@ -115,3 +124,20 @@ def force_flush(timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
     """Export everything buffered so far, within ``timeout_s``. Never raises."""
     tel = _setup.active()
     return True if tel is None else tel.force_flush(timeout_s)
+
+
+def prometheus_exposition() -> tuple[bytes, str] | None:
+    """The scrape exporter's current exposition (body, content type), for serving
+    ``/metrics`` on an application port; ``None`` when the ``prometheus`` exporter is off.
+    Runs every metric callback: call it off the event loop. Never raises."""
+    tel = _setup.active()
+    registry = None if tel is None else tel.prometheus_registry
+    if registry is None:
+        return None
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    except Exception:
+        _log.warning("prometheus exposition failed", exc_info=True)
+        return None

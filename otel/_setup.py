@@ -30,6 +30,7 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
+    MetricExporter,
     MetricReader,
     PeriodicExportingMetricReader,
 )
@@ -54,8 +55,17 @@ _log = logging.getLogger("otel")
 DEFAULT_NAMESPACE = "trawl"
 DEFAULT_CARDINALITY_LIMIT = 2000
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
-_PROM_DEFAULT_HOST = "127.0.0.1"
-_PROM_DEFAULT_PORT = 9464
+#: Metric export interval when ``OTEL_METRIC_EXPORT_INTERVAL`` is unset (the SDK's own default
+#: is 60 s, which alone would eat half of a two-minute alerting budget; docs/telemetry.md).
+DEFAULT_METRIC_EXPORT_INTERVAL_MS = 10_000
+PROMETHEUS_DEFAULT_HOST = "127.0.0.1"
+PROMETHEUS_DEFAULT_PORT = 9464
+#: Resource attributes the scrape exporter copies onto every series as labels, so rules and
+#: dashboards select the same ``service_name`` / ``deployment_environment_name`` labels on
+#: the scrape path as on the OTLP path (where the collector copies them; docs/telemetry.md).
+PROMETHEUS_RESOURCE_LABELS: frozenset[str] = frozenset(
+    {"service.name", "deployment.environment.name"}
+)
 
 _SIGNAL_ENV = {"traces": "TRACES", "metrics": "METRICS", "logs": "LOGS"}
 
@@ -71,7 +81,12 @@ class Telemetry:
     meter_provider: MeterProvider | None = None
     logger_provider: LoggerProvider | None = None
     pid: int = field(default_factory=os.getpid)
+    #: The scrape exporter's registry and the ``(host, port)`` its HTTP server listens on,
+    #: when ``OTEL_METRICS_EXPORTER`` includes ``prometheus``.
+    prometheus_registry: Any = field(default=None, repr=False)
+    prometheus_address: tuple[str, int] | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _stoppers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _shut: bool = field(default=False, repr=False)
 
     @property
@@ -109,6 +124,11 @@ class Telemetry:
             calls.append(self.logger_provider.shutdown)
         ok = _run_bounded("shutdown", calls, timeout_s)
         STATS.log_summary()
+        for stop in self._stoppers:
+            try:
+                stop()
+            except Exception:
+                _log.debug("telemetry stop step failed", exc_info=True)
         if not ok:
             for close in self._closers:
                 try:
@@ -259,21 +279,61 @@ def _limits(limit: int) -> dict[type, int]:
     }
 
 
-def _prometheus_reader(limit: int) -> MetricReader | None:
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import start_http_server
+def metric_export_interval_ms() -> float | None:
+    """``None`` when ``OTEL_METRIC_EXPORT_INTERVAL`` is set (the SDK reads and validates it),
+    else :data:`DEFAULT_METRIC_EXPORT_INTERVAL_MS`."""
+    return None if _env("OTEL_METRIC_EXPORT_INTERVAL") else DEFAULT_METRIC_EXPORT_INTERVAL_MS
 
-    host = _env("OTEL_EXPORTER_PROMETHEUS_HOST") or _PROM_DEFAULT_HOST
-    port = int(_env("OTEL_EXPORTER_PROMETHEUS_PORT") or _PROM_DEFAULT_PORT)
+
+def _periodic(exporter: MetricExporter, limit: int) -> PeriodicExportingMetricReader:
+    return PeriodicExportingMetricReader(
+        exporter,
+        export_interval_millis=metric_export_interval_ms(),
+        cardinality_limits=_limits(limit),
+    )
+
+
+@dataclass
+class PrometheusEndpoint:
+    reader: MetricReader
+    registry: Any
+    address: tuple[str, int]
+    stop: Callable[[], None]
+
+
+def prometheus_endpoint(limit: int, default_port: int) -> PrometheusEndpoint | None:
+    """The scrape exporter: a reader on a registry of its own (nothing else of
+    ``prometheus_client`` on it, so the scrape shows exactly what OTLP carries), served by
+    ``prometheus_client``'s HTTP server in a background thread (it answers even while the
+    event loop is blocked). ``None``, with a warning, when the port is taken."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    host = _env("OTEL_EXPORTER_PROMETHEUS_HOST") or PROMETHEUS_DEFAULT_HOST
+    port = int(_env("OTEL_EXPORTER_PROMETHEUS_PORT") or default_port)
+    registry = CollectorRegistry(auto_describe=False)
     try:
-        start_http_server(port=port, addr=host)
+        server, thread = start_http_server(port=port, addr=host, registry=registry)
     except OSError as exc:
         _log.warning("prometheus scrape endpoint %s:%s not started: %s", host, port, exc)
         return None
-    return PrometheusMetricReader(cardinality_limits=_limits(limit))
+    reader = PrometheusMetricReader(
+        registry=registry,
+        resource_attribute_filter=PROMETHEUS_RESOURCE_LABELS.__contains__,
+        cardinality_limits=_limits(limit),
+    )
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=1.0)
+
+    return PrometheusEndpoint(reader, registry, (host, int(server.server_port)), stop)
 
 
-def _metric_readers(closers: list[Callable[[], None]], limit: int) -> list[MetricReader]:
+def _metric_readers(
+    tel: Telemetry, closers: list[Callable[[], None]], limit: int, prometheus_port: int
+) -> list[MetricReader]:
     out: list[MetricReader] = []
     for name in _exporter_names("metrics"):
         if name == "otlp":
@@ -282,21 +342,16 @@ def _metric_readers(closers: list[Callable[[], None]], limit: int) -> list[Metri
 
             exp = OTLPMetricExporter()
             closers.append(exp.shutdown)
-            out.append(
-                PeriodicExportingMetricReader(
-                    CountingMetricExporter(exp), cardinality_limits=_limits(limit)
-                )
-            )
+            out.append(_periodic(CountingMetricExporter(exp), limit))
         elif name == "console":
-            out.append(
-                PeriodicExportingMetricReader(
-                    ConsoleMetricExporter(), cardinality_limits=_limits(limit)
-                )
-            )
+            out.append(_periodic(ConsoleMetricExporter(), limit))
         elif name == "prometheus":
-            reader = _prometheus_reader(limit)
-            if reader is not None:
-                out.append(reader)
+            endpoint = prometheus_endpoint(limit, prometheus_port)
+            if endpoint is not None:
+                tel.prometheus_registry = endpoint.registry
+                tel.prometheus_address = endpoint.address
+                tel._stoppers.append(endpoint.stop)
+                out.append(endpoint.reader)
         else:
             _log.warning("unsupported OTEL_METRICS_EXPORTER value %r ignored", name)
     return out
@@ -339,6 +394,7 @@ def install(
     log_exporter: LogRecordExporter | None,
     cardinality_limit: int,
     set_global: bool,
+    prometheus_port: int = PROMETHEUS_DEFAULT_PORT,
 ) -> Telemetry:
     resource = build_resource(service_name, service_version, environment, extra_resource)
     attrs = resource.attributes
@@ -361,7 +417,7 @@ def install(
     readers = (
         list(metric_readers)
         if metric_readers is not None
-        else _metric_readers(closers, cardinality_limit)
+        else _metric_readers(tel, closers, cardinality_limit, prometheus_port)
     )
     tel.meter_provider = MeterProvider(
         resource=resource, metric_readers=readers, views=default_views(), shutdown_on_exit=False
@@ -377,6 +433,7 @@ def install(
         trace.set_tracer_provider(tp)
         metrics.set_meter_provider(tel.meter_provider)
         set_logger_provider(lp)
+    STATS.precreate()
     return tel
 
 

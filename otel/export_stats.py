@@ -93,6 +93,18 @@ class ExportStats:
         except Exception:
             _log.debug("export failure accounting failed", exc_info=True)
 
+    def precreate(self) -> None:
+        """Start every signal and reason series at 0 (a series that first appears at 1 is
+        invisible to ``increase()``)."""
+        try:
+            counter = self._get_counter()
+            if counter is not None:
+                for signal in SIGNALS:
+                    for reason in REASONS:
+                        counter.add(0, {SIGNAL_ATTR: signal, REASON_ATTR: reason})
+        except Exception:
+            _log.debug("export failure series not pre-created", exc_info=True)
+
     def _get_counter(self) -> Counter | None:
         provider = self._provider()
         if provider is None:

@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import trace
 
 import otel._semconv  # noqa: F401  (must run before contrib imports)
+from otel.db import instrument_engine
 
 __all__ = ["instrument_redis", "instrument_sqlalchemy"]
 
@@ -24,15 +25,19 @@ _redis_provider: int | None = None
 
 def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> bool:
     """Trace queries on ``engine`` (an ``Engine`` or an ``AsyncEngine``; its ``sync_engine``
-    is used). Spans carry parameterised SQL only. Returns True on success; never raises.
+    is used) and report its pool and query metrics (``otel.db``). Spans carry parameterised
+    SQL only. Returns True on success; never raises.
 
     The first call also makes the contrib package wrap ``create_engine`` /
-    ``create_async_engine`` so engines created later are traced automatically.
+    ``create_async_engine`` so engines created later are traced automatically (traced only:
+    metrics are reported for the engines passed here). The contrib package's own metric, the
+    deprecated ``db.client.connections.usage``, goes to a no-op meter.
     """
+    instrument_engine(engine)
     try:
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-        from opentelemetry.metrics import get_meter
+        from opentelemetry.metrics import NoOpMeterProvider
         from opentelemetry.trace import get_tracer
 
         sync_engine = getattr(engine, "sync_engine", engine)
@@ -44,16 +49,19 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
                 # contrib 0.66b2 declares sqlalchemy < 2.1 although the engine event API it
                 # uses is unchanged in 2.1; the test suite exercises the installed version.
                 inst.instrument(
-                    engine=sync_engine, enable_commenter=enable_commenter, skip_dep_check=True
+                    engine=sync_engine,
+                    enable_commenter=enable_commenter,
+                    skip_dep_check=True,
+                    meter_provider=NoOpMeterProvider(),
                 )
                 if not inst.is_instrumented_by_opentelemetry:
                     return False
             else:
-                meter = get_meter("opentelemetry.instrumentation.sqlalchemy")
+                unused = NoOpMeterProvider().get_meter("opentelemetry.instrumentation.sqlalchemy")
                 EngineTracer(  # type: ignore[no-untyped-call]
                     get_tracer("opentelemetry.instrumentation.sqlalchemy"),
                     sync_engine,
-                    meter.create_up_down_counter("db.client.connections.usage", unit="connections"),
+                    unused.create_up_down_counter("db.client.connections.usage"),
                     enable_commenter,
                 )
             _sqla_engines.add(id(sync_engine))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TypeVar
 
-from opentelemetry.sdk.metrics import Histogram
+from opentelemetry.sdk.metrics import Histogram, ObservableCounter
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 __all__ = [
@@ -111,6 +111,8 @@ def default_views() -> list[View]:
       attributes limited to :data:`HTTP_CLIENT_ATTRIBUTE_KEYS`.
     * ``http.server.request.duration``, ``db.client.operation.duration``: seconds buckets.
     * ``http.server.*.body.size``: bytes buckets.
+    * ``cpython.gc.collections``: only ``cpython.gc.generation`` (the system-metrics
+      instrumentation also sets a deprecated duplicate, ``generation``).
     """
     keys = set(HTTP_CLIENT_ATTRIBUTE_KEYS)
     views = [
@@ -151,6 +153,11 @@ def default_views() -> list[View]:
             instrument_type=Histogram,
             instrument_name="db.client.operation.duration",
             aggregation=_seconds(),
+        ),
+        View(
+            instrument_type=ObservableCounter,
+            instrument_name="cpython.gc.collections",
+            attribute_keys={"cpython.gc.generation"},
         ),
     ]
     return views

@@ -565,7 +565,7 @@ async def test_status_gauges(swap: Swap, hung: HungServer, no_otel_env: pytest.M
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
-                assert metric.unit == "1"
+                assert metric.unit == "{status}"
                 for point in metric.data.data_points:
                     key = str((point.attributes or {}).get("trawl.health.component", ""))
                     values.setdefault(metric.name, {})[key] = point.value

@@ -1,6 +1,8 @@
 """docs/telemetry.md and the metric catalogue stay in step with the code.
 
-* every ``CATALOGUE`` metric is documented with its unit, attributes and Prometheus name;
+* every ``CATALOGUE`` and ``INSTRUMENTATION`` metric is documented with its unit, attributes
+  and Prometheus name (the collector's translation, tests/support/prom_translate.py; the scrape
+  exporter gives the same names: tests/test_metric_names.py);
 * every ``trawl.*`` metric the doc names is in ``CATALOGUE``;
 * every ``trawl.*`` instrument created anywhere in ``app/`` or ``otel/`` is in ``CATALOGUE``;
 * the instruments created outside ``app/telemetry/metrics.py`` (proxies, webhooks, health,
@@ -29,9 +31,10 @@ from opentelemetry.sdk.metrics.export import (
 from app.health.schemas import HealthStatus
 from app.health.service import HealthService
 from app.proxy.metrics import ProxyMetrics
-from app.telemetry.metrics import CATALOGUE, Spec
+from app.telemetry.metrics import CATALOGUE, INSTRUMENTATION, Spec
 from app.webhook.metrics import WebhookMetrics
 from otel.export_stats import ExportStats
+from tests.support.prom_translate import COLLECTOR_NAMER, MetricType
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "telemetry.md"
@@ -75,25 +78,21 @@ NON_METRIC_KEYS = {
     "trawl.health",
 }
 NON_METRIC_PREFIXES = ("trawl.error.",)  # log fields trawl.error.<context key>
-_UNIT_SUFFIX = {"s": "seconds", "By": "bytes"}
+#: Former Prometheus names the doc mentions as history (issue 8's name differences).
+RETIRED_NAMES = {"trawl_health_status_ratio"}
+KINDS = {
+    "counter": MetricType.MONOTONIC_COUNTER,
+    "updowncounter": MetricType.NON_MONOTONIC_COUNTER,
+    "gauge": MetricType.GAUGE,
+    "histogram": MetricType.HISTOGRAM,
+}
 
 
 def prometheus_name(spec: Spec) -> str:
-    """The name after OTLP -> Prometheus translation (suffixes on, underscore escaping):
-    dots become underscores, ``s``/``By`` append ``_seconds``/``_bytes``, ``{...}`` units are
-    dropped, ``1`` on a gauge appends ``_ratio``, monotonic counters append ``_total``,
-    histograms are read as ``_bucket`` (with ``_sum`` and ``_count``)."""
-    name = spec.name.replace(".", "_")
-    suffix = _UNIT_SUFFIX.get(spec.unit)
-    if suffix and not name.endswith(f"_{suffix}"):
-        name += f"_{suffix}"
-    if spec.unit == "1" and spec.kind == "gauge":
-        name += "_ratio"
-    if spec.kind == "counter":
-        name += "_total"
-    if spec.kind == "histogram":
-        name += "_bucket"
-    return name
+    """The Prometheus name as documented: the collector's translation of the spec (the scrape
+    exporter gives the same, tests/test_metric_names.py), histograms as their ``_bucket``."""
+    name = COLLECTOR_NAMER.build(spec.name, spec.unit, KINDS[spec.kind])
+    return f"{name}_bucket" if spec.kind == "histogram" else name
 
 
 def _doc() -> str:
@@ -106,12 +105,12 @@ def _row(text: str, name: str) -> str:
     return rows[0]
 
 
-@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", CATALOGUE + INSTRUMENTATION, ids=lambda s: s.name)
 def test_every_catalogue_metric_is_documented(spec: Spec) -> None:
     row = _row(_doc(), spec.name)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == spec.kind, row
-    assert cells[2] == f"`{spec.unit}`", row
+    assert cells[2] == (f"`{spec.unit}`" if spec.unit else "\u2013"), row  # an en dash: no unit
     documented = set(re.findall(r"`([a-z][a-z0-9_.]*)`", cells[3]))
     assert documented == set(spec.attributes), row
     assert f"`{prometheus_name(spec)}`" in row, (prometheus_name(spec), row)
@@ -135,11 +134,9 @@ def test_every_trawl_metric_in_the_doc_is_in_the_catalogue() -> None:
         and not token.startswith(NON_METRIC_PREFIXES)
     )
     assert unknown == [], "trawl.* names in docs/telemetry.md that are not in CATALOGUE"
-    # Prometheus names: translated metric names (the scrape exporter's without ``_ratio``)
-    # and label names
+    # Prometheus names: translated metric names (one per metric, on both paths) and labels
     known = {prometheus_name(spec).removesuffix("_bucket") for spec in CATALOGUE}
-    known |= {name.replace("_ratio", "") for name in known}
-    known |= {a.replace(".", "_") for a in attributes}
+    known |= {a.replace(".", "_") for a in attributes} | RETIRED_NAMES
     for token in set(re.findall(r"`(trawl_[a-z0-9_]+)`", text)):
         base = re.sub(r"_(bucket|sum|count)$", "", token)
         assert token in known or base in known, f"unknown Prometheus name {token}"
@@ -209,10 +206,22 @@ def _created_names(path: Path) -> Iterator[tuple[str, int]]:
 
 def _loop_gauge_names(path: Path) -> set[str]:
     tree = SOURCES[path]
+    tuples = {
+        target.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple):
-            for elt in node.iter.elts:
+        if not isinstance(node, ast.For):
+            continue
+        iterated = node.iter
+        if isinstance(iterated, ast.Name) and iterated.id in tuples:
+            iterated = tuples[iterated.id]  # for name in SOURCED_GAUGES
+        if isinstance(iterated, ast.Tuple):
+            for elt in iterated.elts:
                 if isinstance(elt, ast.Tuple) and isinstance(elt.elts[0], ast.Constant):
                     names.add(str(elt.elts[0].value))  # for name, unit, desc in ((...), ...)
                 elif isinstance(elt, ast.Constant) and isinstance(elt.value, str):
@@ -302,43 +311,4 @@ def test_module_instruments_match_their_specs() -> None:
         assert metric.description == spec.description, spec.name
         keys = {k for p in metric.data.data_points for k in (p.attributes or {})}
         assert keys == set(spec.attributes), spec.name
-    provider.shutdown()
-
-
-def test_prometheus_names_match_the_python_exporter() -> None:
-    """The ``prometheus`` exporter (scrape endpoint) names metrics by the same rules, except
-    that it does not append ``_ratio`` for unit ``1``."""
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from opentelemetry.metrics import Observation
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    registry = CollectorRegistry()
-    reader = PrometheusMetricReader()
-    # the reader registers its collector globally; read it from a private registry instead
-    from prometheus_client import REGISTRY
-
-    REGISTRY.unregister(reader._collector)
-    registry.register(reader._collector)
-    provider = MeterProvider(metric_readers=[reader])
-    meter = provider.get_meter("t")
-    for spec in CATALOGUE:
-        attrs = {a: "x" for a in spec.attributes}
-        if spec.kind == "counter":
-            meter.create_counter(spec.name, spec.unit).add(1, attrs)
-        elif spec.kind == "updowncounter":
-            meter.create_up_down_counter(spec.name, spec.unit).add(1, attrs)
-        elif spec.kind == "histogram":
-            meter.create_histogram(spec.name, spec.unit).record(1, attrs)
-        else:
-            meter.create_observable_gauge(
-                spec.name, [lambda _o, a=attrs: [Observation(1, a)]], spec.unit
-            )
-    exposed = generate_latest(registry).decode()
-    for spec in CATALOGUE:
-        expected = prometheus_name(spec)
-        if spec.unit == "1":
-            expected = expected.removesuffix("_ratio")
-        assert re.search(rf"^{expected}\{{", exposed, re.MULTILINE), (spec.name, expected)
-    registry.unregister(reader._collector)
-    REGISTRY.register(reader._collector)
     provider.shutdown()

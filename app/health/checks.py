@@ -12,7 +12,6 @@ import re
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ import otel
 from app.db.base import utcnow
 from app.db.migrate import head_revision
 from app.health.schemas import DataValue, HealthStatus
+from app.job import stats
 from app.job.models import Task, TaskStatus
 from app.queue.broker import CONSUMER_GROUP, stream_name
 from app.settings import Settings
@@ -141,28 +141,27 @@ class DatabaseProbe:
         return healthy(f"reachable, schema at head {self.head}", **data)
 
     async def backlog(self) -> dict[str, DataValue]:
-        """Queued tasks, those due now, and the age of the oldest due one (seconds)."""
+        """Queued tasks, the ready ones, and the age of the oldest ready one (seconds), by the
+        definition in ``app/job/stats.py`` (the ``trawl.queue.oldest_age`` gauge's)."""
         now = utcnow()
-        due = Task.next_attempt_at <= now
+        is_ready = stats.due(now)
         query = select(
             func.count(),
-            func.coalesce(func.sum(case((due, 1), else_=0)), 0),
-            func.min(case((due, Task.enqueued_at), else_=None)),
+            func.coalesce(func.sum(case((is_ready, 1), else_=0)), 0),
+            func.min(case((is_ready, stats.READY_SINCE), else_=None)),
         ).where(Task.status == TaskStatus.QUEUED)
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).one()
         depth, ready, oldest = int(row[0]), int(row[1]), row[2]
-        age = _age_s(now, oldest)
-        return {"depth": depth, "ready": ready, "oldest_ready_age_s": age}
+        age = stats.ready_age_s(now, oldest)
+        return {
+            "depth": depth,
+            "ready": ready,
+            "oldest_ready_age_s": None if age is None else round(age, 3),
+        }
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-def _age_s(now: datetime, then: Any) -> float | None:
-    if not isinstance(then, datetime):
-        return None
-    return round(max((now - then).total_seconds(), 0.0), 3)
 
 
 # --------------------------------------------------------------------------- Redis

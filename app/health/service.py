@@ -227,13 +227,13 @@ class HealthService:
         meter.create_observable_gauge(
             COMPONENT_GAUGE,
             callbacks=[components],
-            unit="1",
+            unit="{status}",
             description="Health of each component: 1 healthy, 0.5 degraded, 0 unhealthy",
         )
         meter.create_observable_gauge(
             OVERALL_GAUGE,
             callbacks=[overall],
-            unit="1",
+            unit="{status}",
             description="Overall health: 1 healthy, 0.5 degraded, 0 unhealthy",
         )
 

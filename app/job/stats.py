@@ -1,18 +1,49 @@
-"""Queue and job gauges, sampled from SQL (the source of truth), never in a metric callback."""
+"""Queue and job statistics, sampled from SQL (the source of truth), never in a metric callback.
+
+**Oldest ready age**, the one definition used by the gauge ``trawl.queue.oldest_age`` and by
+the health check's backlog (``app/health/checks.py``): a task is *ready* when it is queued
+and due (``next_attempt_at <= now``); its age is the time since it became due. A retry or a
+politeness deferral is not ready before its due time, so waiting out a back-off is not
+counted as backlog; a reaped task is due at once.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.job.models import Job, JobStatus, Task, TaskStatus
 
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
+
+#: The column a ready task's age is measured from.
+READY_SINCE = Task.next_attempt_at
+
+
+def due(now: datetime) -> ColumnElement[bool]:
+    """Queued tasks count as ready when this holds (see the module docstring)."""
+    return READY_SINCE <= now  # noqa: SIM300  (a SQL expression, column first)
+
+
+def ready(now: datetime) -> ColumnElement[bool]:
+    return and_(Task.status == TaskStatus.QUEUED, due(now))
+
+
+def ready_age_s(now: datetime, since: Any) -> float | None:
+    """Seconds since ``since`` (the ``min(READY_SINCE)`` of the ready tasks), ``None`` when
+    there is no ready task. SQLite returns aggregates of datetimes as naive UTC."""
+    if not isinstance(since, datetime):
+        return None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=now.tzinfo)
+    age: float = (now - since).total_seconds()
+    return max(age, 0.0)
 
 
 @dataclass
@@ -25,16 +56,16 @@ class QueueStats:
 
 async def sample(session: AsyncSession) -> QueueStats:
     now = utcnow()
-    queued_due = Task.next_attempt_at <= now
+    is_due = due(now)
     rows = await session.execute(
         select(
-            func.count().filter(Task.status == TaskStatus.QUEUED, queued_due),
-            func.count().filter(Task.status == TaskStatus.QUEUED, ~queued_due),
+            func.count().filter(Task.status == TaskStatus.QUEUED, is_due),
+            func.count().filter(Task.status == TaskStatus.QUEUED, ~is_due),
             func.count().filter(Task.status == TaskStatus.RUNNING),
-            func.min(Task.next_attempt_at).filter(Task.status == TaskStatus.QUEUED, queued_due),
+            func.min(READY_SINCE).filter(Task.status == TaskStatus.QUEUED, is_due),
         ).where(Task.status.in_([TaskStatus.QUEUED, TaskStatus.RUNNING]))
     )
-    ready, delayed, running, oldest = rows.one()
+    ready_count, delayed, running, oldest = rows.one()
     dead = await session.scalar(
         select(func.count())
         .select_from(Task)
@@ -45,10 +76,13 @@ async def sample(session: AsyncSession) -> QueueStats:
         .where(Job.status.in_(ACTIVE_JOB_STATUSES))
         .group_by(Job.status)
     )
-    if oldest is not None and oldest.tzinfo is None:  # SQLite aggregates come back as naive
-        oldest = oldest.replace(tzinfo=now.tzinfo)
     return QueueStats(
-        depth={"ready": ready, "delayed": delayed, "in_flight": running, "dead": int(dead or 0)},
-        oldest_ready_age_s=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        depth={
+            "ready": ready_count,
+            "delayed": delayed,
+            "in_flight": running,
+            "dead": int(dead or 0),
+        },
+        oldest_ready_age_s=ready_age_s(now, oldest) or 0.0,
         jobs_active={s.value: 0 for s in ACTIVE_JOB_STATUSES} | {str(s): int(c) for s, c in jobs},
     )

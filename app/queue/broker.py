@@ -8,7 +8,11 @@ with a compare-and-set before it runs it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
@@ -65,3 +69,28 @@ def register_handler(
     broker: RedisStreamBroker, handler: Callable[[str, dict[str, str] | None], Awaitable[None]]
 ) -> None:
     broker.register_task(handler, task_name=SCRAPE_TASK)
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    length: int  # XLEN: messages in the stream (trimmed to its maxlen)
+    pending: int  # delivered to a consumer of the group and not acknowledged yet
+
+
+async def stream_stats(redis: Redis, prefix: str) -> StreamStats:
+    """Length of the task stream and the workers group's pending entries (0 before the
+    stream or the group exists)."""
+    stream = stream_name(prefix)
+    length = int(await redis.xlen(stream))
+    try:
+        groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
+    except ResponseError as exc:  # no such key: nothing sent yet
+        if "no such key" not in str(exc).lower():
+            raise
+        groups = []
+    pending = 0
+    for group in groups:
+        name = group.get("name")
+        if (name.decode() if isinstance(name, bytes) else str(name)) == CONSUMER_GROUP:
+            pending = int(group.get("pending") or 0)
+    return StreamStats(length=length, pending=pending)

@@ -1,9 +1,16 @@
-"""The business-metric catalogue: every Trawl metric is declared here, with the OpenTelemetry API.
+"""The metric catalogue: every Trawl metric is declared here, with the OpenTelemetry API.
 
 Names are dotted and lowercase, units go in the unit field, histograms carry buckets suited to
 their unit, and every attribute takes its values from a closed set below. Nothing that grows
 with input — URL, domain, job or task id, proxy address, key id, exception message — is ever
-an attribute. ``docs/telemetry.md`` is checked against ``CATALOGUE`` by a test.
+an attribute. ``CATALOGUE`` lists the ``trawl.*`` metrics, ``INSTRUMENTATION`` the
+semantic-convention metrics of the instrumentation (HTTP, database, process runtime).
+``docs/telemetry.md`` is checked against both by a test, and so is each metric's Prometheus
+name on the OTLP and the scrape path (tests/test_metric_names.py).
+
+Units are chosen so that both paths give one Prometheus name: no ``1`` on a gauge (the
+collector appends ``_ratio``, the scrape exporter does not) and no unit word that already
+appears inside the name (the collector skips it, the scrape exporter appends it).
 """
 
 from __future__ import annotations
@@ -142,7 +149,21 @@ CATALOGUE: tuple[Spec, ...] = (
         "gauge",
         "s",
         (),
-        "Age of the oldest ready task (due and not running).",
+        "Age of the oldest ready task: time since it became due, queued and not running.",
+    ),
+    Spec(
+        "trawl.queue.stream.length",
+        "gauge",
+        "{message}",
+        (),
+        "Messages in the Redis task stream (XLEN; trimmed to TRAWL_STREAM_MAXLEN).",
+    ),
+    Spec(
+        "trawl.queue.stream.pending",
+        "gauge",
+        "{message}",
+        (),
+        "Messages delivered to a worker and not yet acknowledged (consumer group PEL).",
     ),
     Spec(
         "trawl.queue.wait.duration",
@@ -166,6 +187,13 @@ CATALOGUE: tuple[Spec, ...] = (
         "Attempts workers finished (processing rate).",
     ),
     Spec("trawl.queue.active", "updowncounter", "{task}", (), "Tasks running in this worker now."),
+    Spec(
+        "trawl.worker.capacity",
+        "gauge",
+        "{task}",
+        (),
+        "Tasks this worker may run at once (TRAWL_WORKER_CONCURRENCY).",
+    ),
     Spec(
         "trawl.queue.reaped",
         "counter",
@@ -235,14 +263,14 @@ CATALOGUE: tuple[Spec, ...] = (
     Spec(
         "trawl.health.component.status",
         "gauge",
-        "1",
+        "{status}",
         ("trawl.health.component",),
         "Health of each component: 1 healthy, 0.5 degraded, 0 unhealthy",
     ),
     Spec(
         "trawl.health.status",
         "gauge",
-        "1",
+        "{status}",
         (),
         "Overall health: 1 healthy, 0.5 degraded, 0 unhealthy",
     ),
@@ -254,10 +282,146 @@ CATALOGUE: tuple[Spec, ...] = (
         ("trawl.telemetry.signal", "trawl.telemetry.reason"),
         "Telemetry items lost before the collector.",
     ),
+    # Created in otel/runtime.py (meter ``otel.runtime``), in the API and every worker.
+    Spec(
+        "trawl.event_loop.last_tick",
+        "gauge",
+        "s",
+        (),
+        "Unix time of the event loop's last heartbeat tick.",
+    ),
+    Spec(
+        "trawl.event_loop.lag",
+        "histogram",
+        "s",
+        (),
+        "How late the event loop ran a timer due every second.",
+    ),
+    Spec(
+        "trawl.gc.pause.time",
+        "counter",
+        "s",
+        ("cpython.gc.generation",),
+        "Time spent in garbage collections, by generation.",
+    ),
+)
+
+#: Instrumentation metrics (semantic conventions), reported by the API and every worker unless
+#: noted. Descriptions are the instruments' own.
+INSTRUMENTATION: tuple[Spec, ...] = (
+    # otel/asgi.py (API)
+    Spec(
+        "http.server.request.duration",
+        "histogram",
+        "s",
+        (
+            "http.request.method",
+            "http.route",
+            "http.response.status_code",
+            "url.scheme",
+            "error.type",
+        ),
+        "Duration of HTTP server requests.",
+    ),
+    # otel/http_client.py (fetches, proxied fetches, webhooks)
+    Spec(
+        "http.client.request.duration",
+        "histogram",
+        "s",
+        (
+            "http.request.method",
+            "http.response.status_code",
+            "error.type",
+            "network.protocol.version",
+        ),
+        "Duration of HTTP client requests.",
+    ),
+    # otel/db.py
+    Spec(
+        "db.client.operation.duration",
+        "histogram",
+        "s",
+        ("db.system.name", "db.operation.name", "error.type"),
+        "Duration of database client operations.",
+    ),
+    Spec(
+        "db.client.connection.count",
+        "updowncounter",
+        "{connection}",
+        ("db.client.connection.pool.name", "db.client.connection.state"),
+        "Connections in the pool, by state (idle, used).",
+    ),
+    Spec(
+        "db.client.connection.max",
+        "updowncounter",
+        "{connection}",
+        ("db.client.connection.pool.name",),
+        "The most connections the pool may open.",
+    ),
+    Spec(
+        "db.client.connection.pending_requests",
+        "updowncounter",
+        "{request}",
+        ("db.client.connection.pool.name",),
+        "Requests waiting for a connection from the pool.",
+    ),
+    Spec(
+        "db.client.connection.wait_time",
+        "histogram",
+        "s",
+        ("db.client.connection.pool.name",),
+        "Time to obtain a connection from the pool.",
+    ),
+    Spec(
+        "db.client.connection.timeouts",
+        "counter",
+        "{timeout}",
+        ("db.client.connection.pool.name",),
+        "Connection requests that timed out waiting for the pool.",
+    ),
+    # opentelemetry-instrumentation-system-metrics (otel/runtime.py selects these)
+    Spec(
+        "process.cpu.time",
+        "counter",
+        "s",
+        ("type",),
+        "Total CPU seconds broken down by different states.",
+    ),
+    Spec(
+        "process.memory.usage",
+        "updowncounter",
+        "By",
+        (),
+        "The amount of physical memory in use.",
+    ),
+    Spec(
+        "process.open_file_descriptor.count",
+        "updowncounter",
+        "",
+        (),
+        "Number of file descriptors in use by the process.",
+    ),
+    Spec("process.thread.count", "updowncounter", "", (), "Process threads count."),
+    Spec(
+        "cpython.gc.collections",
+        "counter",
+        "{collection}",
+        ("cpython.gc.generation",),
+        "The number of times a generation was collected since interpreter start.",
+    ),
 )
 
 
 SPECS: dict[str, Spec] = {spec.name: spec for spec in CATALOGUE}
+#: Gauges fed by a snapshot source (:meth:`BusinessMetrics.set_gauge_source`).
+SOURCED_GAUGES = (
+    "trawl.job.active",
+    "trawl.queue.depth",
+    "trawl.queue.oldest_age",
+    "trawl.queue.stream.length",
+    "trawl.queue.stream.pending",
+    "trawl.worker.capacity",
+)
 
 
 def size_bucket(urls: int) -> str:
@@ -294,8 +458,8 @@ class BusinessMetrics:
         self.reaped = self._counter("trawl.queue.reaped")
         self.errors = self._counter("trawl.errors")
         self.error_groups = self._counter("trawl.errors.groups")
-        self._gauges: dict[str, GaugeSource] = {}
-        for name in ("trawl.job.active", "trawl.queue.depth", "trawl.queue.oldest_age"):
+        self._gauges: dict[str, dict[object, GaugeSource]] = {}
+        for name in SOURCED_GAUGES:
             spec = SPECS[name]
             meter.create_observable_gauge(name, [self._observer(name)], spec.unit, spec.description)
 
@@ -314,19 +478,21 @@ class BusinessMetrics:
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
-            source = self._gauges.get(name)
-            if source is None:
-                return []
-            return [Observation(value, attrs) for value, attrs in source()]
+            sources = list(self._gauges.get(name, {}).values())
+            return [Observation(value, attrs) for source in sources for value, attrs in source()]
 
         return observe
 
-    def set_gauge_source(self, name: str, source: GaugeSource | None) -> None:
-        """Gauges read a snapshot kept by a sampler; the callback itself does no I/O."""
+    def set_gauge_source(
+        self, name: str, source: GaugeSource | None, *, owner: object = None
+    ) -> None:
+        """Gauges read a snapshot kept by a sampler; the callback itself does no I/O. Each
+        ``owner`` (a sampler, a worker) sets or, with ``None``, removes its own source."""
+        sources = self._gauges.setdefault(name, {})
         if source is None:
-            self._gauges.pop(name, None)
+            sources.pop(owner, None)
         else:
-            self._gauges[name] = source
+            sources[owner] = source
 
 
 _cache: tuple[int, BusinessMetrics] | None = None

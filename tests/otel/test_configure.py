@@ -152,3 +152,68 @@ def test_safe_attr() -> None:
     assert safe_attr("ok", allowed) == "ok"
     assert safe_attr("weird", allowed) == "_OTHER"
     assert safe_attr(None, allowed, other="other") == "other"
+
+
+def _periodic_intervals(tel: otel.Telemetry) -> list[float]:
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    assert tel.meter_provider is not None
+    readers = tel.meter_provider._metric_readers
+    return [
+        r._export_interval_millis for r in readers if isinstance(r, PeriodicExportingMetricReader)
+    ]
+
+
+def test_metrics_are_exported_every_10_s_unless_the_standard_variable_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "console")
+    monkeypatch.delenv("OTEL_METRIC_EXPORT_INTERVAL", raising=False)
+    assert _periodic_intervals(otel.configure("trawl-test", service_version="1")) == [10_000]
+    _setup.reset()
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "2500")
+    assert _periodic_intervals(otel.configure("trawl-test", service_version="1")) == [2500]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_scrape_port_per_role_unless_the_standard_variable_sets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+    monkeypatch.delenv("OTEL_EXPORTER_PROMETHEUS_PORT", raising=False)
+    role_port = _free_port()
+    tel = otel.configure("trawl-worker", service_version="1", prometheus_port=role_port)
+    assert tel.prometheus_address == ("127.0.0.1", role_port)
+    body = otel.prometheus_exposition()
+    assert body is not None and b'service_name="trawl-worker"' in body[0]
+    _setup.reset()
+    # the endpoint is closed at shutdown: the port can be taken again
+    explicit = _free_port()
+    monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(explicit))
+    tel = otel.configure("trawl-worker", service_version="1", prometheus_port=role_port)
+    assert tel.prometheus_address == ("127.0.0.1", explicit)
+    _setup.reset()
+    assert otel.prometheus_exposition() is None
+
+
+def test_a_taken_scrape_port_is_logged_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+        monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(taken.getsockname()[1]))
+        with caplog.at_level("WARNING", logger="otel"):
+            tel = otel.configure("trawl-api", service_version="1")
+    assert tel.enabled and tel.prometheus_address is None
+    assert any("not started" in r.getMessage() for r in caplog.records)

@@ -83,7 +83,14 @@ def test_failed_exports_are_counted_in_process_as_a_metric_and_logged(
     assert lost["traces"]["export_failed"] == 5
     assert lost["logs"]["export_failed"] == 1
     assert lost["metrics"] == {"export_failed": 0, "queue_full": 0}
-    assert _lost_counter(reader) == {("traces", "export_failed"): 5, ("logs", "export_failed"): 1}
+    # every signal and reason series exists from the start (pre-created at 0)
+    zeros = {
+        (s, r): 0 for s in ("traces", "metrics", "logs") for r in ("export_failed", "queue_full")
+    }
+    assert _lost_counter(reader) == zeros | {
+        ("traces", "export_failed"): 5,
+        ("logs", "export_failed"): 1,
+    }
     warnings = [r for r in caplog.records if "telemetry export failing" in r.getMessage()]
     assert {r.__dict__["trawl.telemetry.signal"] for r in warnings} == {"traces", "logs"}
     assert len(warnings) == 2  # once per signal, not once per batch

@@ -1,0 +1,302 @@
+"""Database client metrics for SQLAlchemy engines, under the current semantic-convention names.
+
+The contrib SQLAlchemy instrumentation traces queries but reports only the deprecated
+``db.client.connections.usage`` (unit ``connections``, whose Prometheus name differs between the
+scrape exporter and the collector) and no query duration. For every engine passed to
+:func:`instrument_engine` this module reports instead:
+
+* ``db.client.connection.count`` ({connection}; ``db.client.connection.pool.name``,
+  ``db.client.connection.state`` = ``idle`` | ``used``), ``db.client.connection.max``,
+  ``db.client.connection.pending_requests`` ({request}): read from the pool when metrics are
+  collected;
+* ``db.client.connection.wait_time`` (s) and ``db.client.connection.timeouts`` ({timeout}):
+  time to get a connection from the pool, and checkouts that gave up;
+* ``db.client.operation.duration`` (s; ``db.system.name``, ``db.operation.name`` = the
+  statement's first keyword from a closed set, ``error.type``): one point per executed
+  statement, from the engine's cursor events.
+
+Attributes are bounded: one pool name per engine (never credentials), a closed set of
+operation names, exception types. Never raises into the application.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
+
+from otel.errors import type_name
+from otel.metrics import DURATION_BUCKETS_S
+
+__all__ = ["OPERATIONS", "instrument_engine", "pool_name"]
+
+_log = logging.getLogger("otel")
+_SCOPE = "otel.db"
+
+POOL = "db.client.connection.pool.name"
+STATE = "db.client.connection.state"
+SYSTEM = "db.system.name"
+OPERATION = "db.operation.name"
+ERROR = "error.type"
+
+#: ``db.operation.name`` values; any other first keyword is reported as ``_OTHER``.
+OPERATIONS = frozenset(
+    {
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "WITH",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE",
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "PRAGMA",
+        "SET",
+        "SHOW",
+        "LOCK",
+        "TRUNCATE",
+        "VACUUM",
+        "ANALYZE",
+        "EXPLAIN",
+    }
+)
+#: Dialect names reported as ``db.system.name`` (semconv values); others as ``other_sql``.
+_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite", "mysql": "mysql", "mssql": "mssql"}
+_START = "_otel_db_started"
+
+
+def pool_name(engine: Any) -> str:
+    """The pool's ``logging_name`` if set, else ``driver://host:port/database`` (no
+    credentials, no query string)."""
+    pool = getattr(engine, "pool", None)
+    logging_name = getattr(pool, "logging_name", None)
+    if logging_name:
+        return str(logging_name)
+    url = engine.url
+    host = f"{url.host}:{url.port}" if url.port else (url.host or "")
+    return f"{url.drivername}://{host}/{url.database or ''}"
+
+
+def _operation(statement: str) -> str:
+    head = statement.lstrip(" \t\r\n(").split(None, 1)
+    word = head[0].upper() if head else ""
+    return word if word in OPERATIONS else "_OTHER"
+
+
+@dataclass
+class _Engine:
+    """Per-engine state; the engine is held weakly so that a disposed engine can go away."""
+
+    ref: weakref.ReferenceType[Any]
+    name: str
+    system: str
+    pending: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pool(self) -> Any:
+        engine = self.ref()
+        return None if engine is None else engine.pool
+
+
+@dataclass
+class _Instruments:
+    wait_time: Histogram
+    timeouts: Counter
+    duration: Histogram
+
+
+_lock = threading.Lock()
+_engines: dict[int, _Engine] = {}
+_instruments: tuple[int, _Instruments] | None = None
+
+
+def _current() -> _Instruments:
+    """The instruments of the current global provider (created on first use per provider)."""
+    global _instruments
+    provider = metrics.get_meter_provider()
+    cached = _instruments
+    if cached is not None and cached[0] == id(provider):
+        return cached[1]
+    with _lock:
+        if _instruments is not None and _instruments[0] == id(provider):
+            return _instruments[1]
+        meter = provider.get_meter(_SCOPE)
+        meter.create_observable_up_down_counter(
+            "db.client.connection.count",
+            callbacks=[_observe_count],
+            unit="{connection}",
+            description="Connections in the pool, by state (idle, used).",
+        )
+        meter.create_observable_up_down_counter(
+            "db.client.connection.max",
+            callbacks=[_observe_max],
+            unit="{connection}",
+            description="The most connections the pool may open.",
+        )
+        meter.create_observable_up_down_counter(
+            "db.client.connection.pending_requests",
+            callbacks=[_observe_pending],
+            unit="{request}",
+            description="Requests waiting for a connection from the pool.",
+        )
+        made = _Instruments(
+            wait_time=meter.create_histogram(
+                "db.client.connection.wait_time",
+                unit="s",
+                description="Time to obtain a connection from the pool.",
+                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
+            ),
+            timeouts=meter.create_counter(
+                "db.client.connection.timeouts",
+                unit="{timeout}",
+                description="Connection requests that timed out waiting for the pool.",
+            ),
+            duration=meter.create_histogram(
+                "db.client.operation.duration",
+                unit="s",
+                description="Duration of database client operations.",
+                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
+            ),
+        )
+        for state in _engines.values():  # engines instrumented under a previous provider
+            made.timeouts.add(0, {POOL: state.name})
+        _instruments = (id(provider), made)
+        return made
+
+
+def _live() -> list[_Engine]:
+    return [e for e in list(_engines.values()) if e.ref() is not None]
+
+
+def _observe_count(_options: CallbackOptions) -> Iterable[Observation]:
+    for state in _live():
+        pool = state.pool()
+        used, idle = getattr(pool, "checkedout", None), getattr(pool, "checkedin", None)
+        if callable(used) and callable(idle):
+            yield Observation(int(used()), {POOL: state.name, STATE: "used"})
+            yield Observation(int(idle()), {POOL: state.name, STATE: "idle"})
+
+
+def _observe_max(_options: CallbackOptions) -> Iterable[Observation]:
+    for state in _live():
+        pool = state.pool()
+        size, overflow = getattr(pool, "size", None), getattr(pool, "_max_overflow", None)
+        if callable(size) and isinstance(overflow, int) and overflow >= 0:
+            yield Observation(int(size()) + overflow, {POOL: state.name})
+
+
+def _observe_pending(_options: CallbackOptions) -> Iterable[Observation]:
+    for state in _live():
+        yield Observation(state.pending, {POOL: state.name})
+
+
+def _wrap_pool(state: _Engine) -> None:
+    """Count and time the callers of ``pool.connect()`` (the engine's only way to a
+    connection). Re-applied when ``engine.dispose()`` replaces the pool."""
+    pool = state.pool()
+    if pool is None or getattr(pool.connect, "_otel_wrapped", False):
+        return
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    original: Callable[[], Any] = pool.connect
+    attrs = {POOL: state.name}
+
+    def connect() -> Any:
+        with state.lock:
+            state.pending += 1
+        started = time.perf_counter()
+        timed_out = False
+        try:
+            return original()
+        except PoolTimeout:
+            timed_out = True
+            raise
+        finally:
+            with state.lock:
+                state.pending -= 1
+            try:
+                inst = _current()
+                inst.wait_time.record(time.perf_counter() - started, attrs)
+                if timed_out:
+                    inst.timeouts.add(1, attrs)
+            except Exception:
+                _log.debug("pool metrics not recorded", exc_info=True)
+
+    connect._otel_wrapped = True  # type: ignore[attr-defined]
+    pool.connect = connect
+
+
+def _listen(sync_engine: Any, state: _Engine) -> None:
+    from sqlalchemy import event
+
+    def before(
+        _conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: Any
+    ) -> None:
+        if context is not None:
+            setattr(context, _START, time.perf_counter())
+
+    def record(context: Any, statement: Any, error: BaseException | None) -> None:
+        try:
+            started = getattr(context, _START, None) if context is not None else None
+            if started is None:
+                return
+            setattr(context, _START, None)
+            attrs = {SYSTEM: state.system, OPERATION: _operation(str(statement or ""))}
+            if error is not None:
+                attrs[ERROR] = type_name(error)
+            _current().duration.record(time.perf_counter() - started, attrs)
+        except Exception:
+            _log.debug("db operation not recorded", exc_info=True)
+
+    def after(_conn: Any, _cursor: Any, stmt: Any, _params: Any, context: Any, _many: Any) -> None:
+        record(context, stmt, None)
+
+    def failed(ctx: Any) -> None:
+        record(ctx.execution_context, ctx.statement, ctx.original_exception)
+
+    def disposed(_engine: Any) -> None:
+        _wrap_pool(state)
+
+    event.listen(sync_engine, "before_cursor_execute", before)
+    event.listen(sync_engine, "after_cursor_execute", after)
+    event.listen(sync_engine, "handle_error", failed)
+    event.listen(sync_engine, "engine_disposed", disposed)
+
+
+def instrument_engine(engine: Any) -> bool:
+    """Report pool and operation metrics for ``engine`` (an ``Engine`` or ``AsyncEngine``).
+    Idempotent per engine; returns True on success; never raises."""
+    try:
+        sync_engine = getattr(engine, "sync_engine", engine)
+        key = id(sync_engine)
+        with _lock:
+            if key in _engines and _engines[key].ref() is sync_engine:
+                return True
+            for dead in [k for k, e in _engines.items() if e.ref() is None]:
+                del _engines[dead]
+            dialect = str(sync_engine.dialect.name)
+            state = _Engine(
+                ref=weakref.ref(sync_engine),
+                name=pool_name(sync_engine),
+                system=_SYSTEMS.get(dialect, "other_sql"),
+            )
+            _engines[key] = state
+        _listen(sync_engine, state)
+        _wrap_pool(state)
+        _current().timeouts.add(0, {POOL: state.name})  # the series exists before a timeout
+        return True
+    except Exception:
+        _log.warning("database metrics unavailable for an engine", exc_info=True)
+        return False
