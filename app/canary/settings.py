@@ -21,4 +21,4 @@ class CanarySettings(BaseSettings):
     request_timeout_s: float = Field(default=10.0, gt=0)
     listen_host: str = "127.0.0.1"
     # 0: no metrics endpoint (the load generator)
-    listen_port: int = Field(default=9465, ge=0, le=65535)
+    listen_port: int = Field(default=9469, ge=0, le=65535)

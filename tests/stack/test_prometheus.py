@@ -114,7 +114,7 @@ async def test_live_prometheus_loads_rules_accepts_remote_write_and_scrapes(
             "prometheus:9090": prom,
             "alertmanager:9093": am,
             "blackbox-exporter:9115": bb,
-            "canary:9465": canary,
+            "canary:9469": canary,
         },
         rules,
     )
