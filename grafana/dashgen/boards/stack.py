@@ -130,33 +130,29 @@ def _prometheus(b: Board) -> None:
     b.add(
         timeseries_panel(
             "Ingestion",
-            "Samples appended to the head block per second, and the part that arrived by "
-            "remote write (app metrics from the collector, Tempo's span metrics); exemplars too",
-            "steady; remote-written samples at 0 while the app runs means the collector "
-            "cannot write",
+            "Samples and exemplars appended to the head block per second (scraped, recorded "
+            "and remote-written alike), and remote-write requests per second by status (the "
+            "collector's app metrics, Tempo's span metrics)",
+            "steady; write requests at 0 while the app runs means the collector cannot write",
             [
-                Q(_stack_rate("prometheus_tsdb_head_samples_appended_total"), "appended"),
-                Q(_stack_rate("prometheus_remote_storage_samples_in_total"), "remote write"),
-                Q(_stack_rate("prometheus_remote_storage_exemplars_in_total"), "exemplars"),
+                Q(_stack_rate("prometheus_tsdb_head_samples_appended_total"), "samples"),
+                Q(_stack_rate("prometheus_tsdb_exemplar_exemplars_appended_total"), "exemplars"),
+                Q(
+                    _stack_rate(
+                        "prometheus_http_requests_total", 'handler="/api/v1/write"', by=("code",)
+                    ),
+                    "write requests {{code}}",
+                ),
             ],
             unit="ops",
             w=8,
         ),
         timeseries_panel(
-            "Rejected writes",
-            "Remote-write requests answered with an error, by status, and samples refused for "
-            "being out of order or out of bounds",
+            "Rejected samples",
+            "Samples refused for being out of order or too old for the head block (remote "
+            "write answers 400 for them)",
             "0; out-of-order samples mean two writers send the same series",
             [
-                Q(
-                    _stack_rate(
-                        "prometheus_http_requests_total",
-                        'handler="/api/v1/write"',
-                        'code!~"2.."',
-                        by=("code",),
-                    ),
-                    "write {{code}}",
-                ),
                 Q(_stack_rate("prometheus_tsdb_out_of_order_samples_total"), "out of order"),
                 Q(_stack_rate("prometheus_tsdb_out_of_bound_samples_total"), "out of bounds"),
             ],
