@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .catalog import APP
+from .catalog import APP, ENV
 
 RATE = "$__rate_interval"
 RANGE = "$__range"
@@ -68,3 +68,15 @@ def mean(histogram: str, *matchers: str, by: Sequence[str] = (), scope: str = AP
         rate(f"{histogram}_sum", *matchers, by=by, scope=scope),
         rate(f"{histogram}_count", *matchers, by=by, scope=scope),
     )
+
+
+def live_workers(max_age_s: int = 30) -> str:
+    """Worker processes whose event loop ticked in the last ``max_age_s`` seconds, per process
+    (``by (instance)``). A dead worker's remote-written tick stays visible for the 5-minute
+    lookback but stops moving, so its age passes the limit: it is not counted."""
+    ticks = agg(
+        "max",
+        sel("trawl_event_loop_last_tick_seconds", 'service_name="trawl-worker"', scope=ENV),
+        ("instance",),
+    )
+    return f"count(time() - {ticks} < {max_age_s}) or vector(0)"

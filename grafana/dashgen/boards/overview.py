@@ -17,7 +17,7 @@ from ..kit import (
     timeseries_panel,
 )
 from ..links import dashboard_url
-from ..promql import agg, quantile, rate, ratio, sel
+from ..promql import agg, live_workers, quantile, rate, ratio, sel
 from ..rules import HTTP_LATENCY, HTTP_REQUESTS, SLO_ERROR_30D
 
 _BUDGET = f"(1 - {SLO_OBJECTIVE})"
@@ -261,7 +261,7 @@ def _now_rows(b: Board) -> None:
             "Live workers",
             "Worker processes whose event loop ticked in the last 30 s",
             "the number of workers you run; 0 means no job moves",
-            [Q(f"count(time() - {_worker_ticks()} < 30) or vector(0)")],
+            [Q(live_workers())],
             limits=high_is_good(1, 1),
         ),
         stat_panel(
@@ -320,12 +320,6 @@ def _now_rows(b: Board) -> None:
             h=7,
         ),
     )
-
-
-def _worker_ticks() -> str:
-    """Each worker process's last heartbeat (per process: ``by (instance)``)."""
-    worker = sel("trawl_event_loop_last_tick_seconds", 'service_name="trawl-worker"', scope=ENV)
-    return agg("max", worker, ("instance",))
 
 
 def board() -> Board:

@@ -3,7 +3,7 @@ queue wait, utilisation, reaped tasks, live workers, the Redis stream."""
 
 from __future__ import annotations
 
-from ..catalog import ENV, QUEUE
+from ..catalog import QUEUE
 from ..kit import (
     Board,
     Q,
@@ -13,7 +13,7 @@ from ..kit import (
     stat_panel,
     timeseries_panel,
 )
-from ..promql import agg, quantile, rate, ratio, sel
+from ..promql import agg, live_workers, quantile, rate, ratio, sel
 
 # Queue gauges are reported by every API process and the dispatching worker, all reading the
 # same rows: aggregate with max, never sum (DECISIONS.md).
@@ -21,11 +21,6 @@ from ..promql import agg, quantile, rate, ratio, sel
 
 def _gauge(metric: str, *matchers: str, by: tuple[str, ...] = ()) -> str:
     return agg("max", sel(metric, *matchers), by)
-
-
-def _worker_ticks() -> str:
-    worker = sel("trawl_event_loop_last_tick_seconds", 'service_name="trawl-worker"', scope=ENV)
-    return agg("max", worker, ("instance",))
 
 
 def board() -> Board:
@@ -51,7 +46,7 @@ def board() -> Board:
             "Live workers",
             "Worker processes whose event loop ticked in the last 30 s",
             "the number of workers you run",
-            [Q(f"count(time() - {_worker_ticks()} < 30) or vector(0)")],
+            [Q(live_workers())],
             limits=high_is_good(1, 1),
             w=6,
         ),
