@@ -30,6 +30,7 @@ from tests.dashboards.model import (
     links_of,
     plain,
     promql_queries,
+    recorded_labels,
 )
 from tests.stack.conftest import require_tool
 from tests.support import promql
@@ -81,10 +82,14 @@ def test_promtool_refuses_a_bad_expression(tmp_path: Path) -> None:
 @pytest.mark.parametrize("q", QUERIES, ids=_id)
 def test_every_metric_exists_with_the_labels_used(q: inventory.Query) -> None:
     expr = plain(q.expr)
+    known = promql.known_series()
     for s in promql.selectors(expr):
         assert s.metric, f"{s}: select by metric name"
+        assert s.metric in known or s.metric in recorded_labels(), (
+            f"{s.metric} is in no catalogue, stack list (external-metrics.yml) or rule"
+        )
         allowed = allowed_labels(s.metric)
-        assert allowed is not None, f"{s.metric} is in no catalogue, stack list or rule"
+        assert allowed is not None, f"{s.metric}: its labels are not listed anywhere"
         if allowed is OPEN:
             continue
         unknown = s.labels() - allowed
