@@ -88,14 +88,19 @@ def thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
     )
 
 
-#: green when low (errors, ages, lag): thresholds at which a value turns orange and red
 def low_is_good(warn: float, bad: float) -> db.ThresholdsConfig:
+    """Green when low (errors, ages, lag): orange from ``warn``, red from ``bad``."""
+    if warn == bad:
+        return thresholds((None, "green"), (bad, "red"))
     return thresholds((None, "green"), (warn, "orange"), (bad, "red"))
 
 
-#: green when high (success ratios, live workers)
-def high_is_good(warn: float, bad: float) -> db.ThresholdsConfig:
-    return thresholds((None, "red"), (bad, "orange"), (warn, "green"))
+def high_is_good(good: float, bad: float) -> db.ThresholdsConfig:
+    """Green when high (success ratios, live workers): green from ``good``, orange from
+    ``bad``, red below it."""
+    if good == bad:
+        return thresholds((None, "red"), (good, "green"))
+    return thresholds((None, "red"), (bad, "orange"), (good, "green"))
 
 
 def timeseries_panel(

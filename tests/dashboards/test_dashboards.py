@@ -166,7 +166,6 @@ def test_every_dashboard_link_points_at_a_dashboard() -> None:
 _NO_TRACE_CONTEXT = {
     "trawl_event_loop_lag_seconds_bucket",  # a probe timer on the loop
     "db_client_connection_wait_time_seconds_bucket",  # pool checkout, before the query's span
-    "trawl_fetch_response_size_bytes_bucket",  # sizes, not latency
     "alertmanager_notification_latency_seconds_bucket",  # not Trawl's
 }
 
