@@ -44,9 +44,9 @@ def rate(
 
 
 def ratio(num: str, den: str) -> str:
-    """``num / den``; both sides aggregated to the same labels by the caller. No data, not 0,
-    when the denominator is 0 (nothing happened is not 0 % success)."""
-    return f"{num} / {den}"
+    """``num / den``; both sides aggregated to the same labels by the caller. No data (not 0,
+    and not NaN) where the denominator is 0: nothing happened is not 0 % success."""
+    return f"{num} / ({den} > 0)"
 
 
 def quantile(

@@ -90,7 +90,7 @@ def board() -> Board:
                 Q(
                     "sort_desc("
                     + rate("trawl_errors_total", _GROUP, by=_KEY, fn="increase", window=RANGE)
-                    + ")",
+                    + " > 0)",
                     instant=True,
                     fmt="table",
                 )

@@ -79,7 +79,7 @@ def board() -> Board:
                         fn="increase",
                         window=RANGE,
                     )
-                    + "))",
+                    + " > 0))",
                     instant=True,
                     fmt="table",
                 )
