@@ -228,3 +228,17 @@ def test_error_groups_link_to_their_logs_and_traces() -> None:
     rate = next(p for p in panels(doc) if p["title"] == "Error rate by group")
     urls = [x["url"] for x in rate["fieldConfig"]["defaults"]["links"]]
     assert all("${__field.labels.trawl_error_group}" in u for u in urls[:2])
+
+
+def test_alertmanager_links_name_the_provisioned_data_source() -> None:
+    """Grafana's alerting pages pick an external Alertmanager by data source name."""
+    import yaml
+
+    from grafana.dashgen.catalog import ALERTMANAGER_NAME, ALERTMANAGER_UID
+    from tests.dashboards.model import DATASOURCES
+
+    by_uid = {d["uid"]: d for d in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
+    assert by_uid[ALERTMANAGER_UID]["name"] == ALERTMANAGER_NAME
+    urls = [link.get("url", "") for _, link in links_of(dashboards()["trawl-alerts"])]
+    assert f"/alerting/groups?alertmanager={ALERTMANAGER_NAME}" in urls
+    assert f"/alerting/silences?alertmanager={ALERTMANAGER_NAME}" in urls
