@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck fmt clean up down logs smoke
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck fmt clean up down logs smoke dashboards
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
 	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable)"
 	@echo "make api | worker | migrate | healthcheck-worker | canary | lint | typecheck | fmt | clean"
+	@echo "make dashboards - regenerate grafana/dashboards/*.json and the dashboard rules from grafana/dashgen"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
 	@echo "make down | logs | smoke (proves a trace in Tempo, logs in Loki, metrics in Prometheus)"
 
@@ -63,15 +64,21 @@ test-postgres: install
 	TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(PY) -m ruff check app otel tests grafana/smoke
-	$(PY) -m ruff format --check app otel tests grafana/smoke
+	$(PY) -m ruff check app otel tests grafana/smoke grafana/dashgen
+	$(PY) -m ruff format --check app otel tests grafana/smoke grafana/dashgen
 
 typecheck: install
 	$(PY) -m mypy
 
 fmt: install
-	$(PY) -m ruff format app otel tests grafana/smoke
-	$(PY) -m ruff check --fix app otel tests grafana/smoke
+	$(PY) -m ruff format app otel tests grafana/smoke grafana/dashgen
+	$(PY) -m ruff check --fix app otel tests grafana/smoke grafana/dashgen
+
+# Dashboards as code: grafana/dashgen writes grafana/dashboards/*.json and
+# grafana/prometheus/rules/dashboards.yml (docs/monitoring/dashboards.md). Commit the result;
+# tests/dashboards fails when the committed files differ from what the code generates.
+dashboards: install
+	$(PY) -m grafana.dashgen
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
