@@ -74,7 +74,8 @@ def ratio_rule(slo: dict[str, Any], window: str) -> dict[str, Any]:
     # `or 0 * total`: an environment with traffic but no bad series yet has a ratio of 0, not
     # no ratio at all (a 5xx series only exists after the first 5xx)
     expr = f"(\n  {error}\n  or\n  0 * {total}\n)\n/\n{total}\n"
-    return {"record": f"slo:sli_error:ratio_rate{window}", "expr": expr, "labels": {"slo": slo["name"]}}
+    record = f"slo:sli_error:ratio_rate{window}"
+    return {"record": record, "expr": expr, "labels": {"slo": slo["name"]}}
 
 
 def events_rule(slo: dict[str, Any], window: str) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def alert_rule(slo: dict[str, Any], tier: Tier) -> dict[str, Any]:
         f"and on (slo, deployment_environment_name)\n"
         f"(\n  {_burn(name, tier.short)}\n  > {_fmt(tier.factor)}\n)\n"
         f"and on (slo, deployment_environment_name)\n"
-        f"(\n  slo:sli_error:ratio_rate{tier.short}{{slo=\"{name}\"}}\n"
+        f'(\n  slo:sli_error:ratio_rate{tier.short}{{slo="{name}"}}\n'
         f"  * on (slo, deployment_environment_name) slo:sli_events:increase{tier.short}"
         f'{{slo="{name}"}}\n  >= {tier.min_bad}\n)\n'
     )
@@ -125,7 +126,7 @@ def alert_rule(slo: dict[str, Any], tier: Tier) -> dict[str, Any]:
     description = (
         f"{long_ratio} of {slo['events']} in {ENV} {slo['bad']} over the last {tier.long} "
         f"(objective {_fmt(slo['objective'] * 100)} %: {budget} % may fail). The error budget "
-        f"burns {{{{ $value | printf \"%.1f\" }}}}x faster than the 30-day rate, over both "
+        f'burns {{{{ $value | printf "%.1f" }}}}x faster than the 30-day rate, over both '
         f"{tier.long} and {tier.short} ({bad_short} bad events in the last {tier.short}); at "
         f"this rate the whole 30-day budget is gone in {exhausted}. This {kind} fires at "
         f"{_fmt(tier.factor)}x: {tier.budget}."
@@ -158,8 +159,9 @@ def alert_rule(slo: dict[str, Any], tier: Tier) -> dict[str, Any]:
 
 def rule_file(slo: dict[str, Any]) -> dict[str, Any]:
     name = slo["name"]
+    objective = f"vector({slo['objective']})"
     fast: list[dict[str, Any]] = [
-        {"record": "slo:objective:ratio", "expr": f"vector({slo['objective']})", "labels": {"slo": name}}
+        {"record": "slo:objective:ratio", "expr": objective, "labels": {"slo": name}}
     ]
     fast += [ratio_rule(slo, w) for w in FAST_WINDOWS]
     fast += [events_rule(slo, w) for w in GUARD_WINDOWS["fast"]]
