@@ -109,17 +109,17 @@ def alert_rule(slo: dict[str, Any], tier: Tier) -> dict[str, Any]:
     long_ratio = (
         f'{{{{ with printf "slo:sli_error:ratio_rate{tier.long}{{{sel}}}" '
         f"$labels.deployment_environment_name | query }}}}"
-        "{{ . | first | value | humanizePercentage }}{{ end }}"
+        "{{ . | first | value | humanizePercentage }}{{ else }}unknown{{ end }}"
     )
     bad_short = (
         f'{{{{ with printf "slo:sli_error:ratio_rate{tier.short}{{{sel}}} * on (slo, '
         f'deployment_environment_name) slo:sli_events:increase{tier.short}{{{sel}}}" '
         f"$labels.deployment_environment_name $labels.deployment_environment_name | query }}}}"
-        '{{ . | first | value | printf "%.0f" }}{{ end }}'
+        '{{ . | first | value | printf "%.0f" }}{{ else }}unknown{{ end }}'
     )
     exhausted = (
         '{{ with printf "vector(2592000 / %f)" $value | query }}'
-        "{{ . | first | value | humanizeDuration }}{{ end }}"
+        "{{ . | first | value | humanizeDuration }}{{ else }}unknown{{ end }}"
     )
     budget = _fmt(round((1 - slo["objective"]) * 100, 4))
     kind = "page" if tier.severity == "critical" else "ticket"
