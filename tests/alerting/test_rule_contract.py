@@ -113,11 +113,15 @@ def test_explore_queries_survive_json_escaping(rule: Rule) -> None:
 # ------------------------------------------------------------------------------- metrics
 
 
+# `printf "<promql>" $args... | query` or `query "<promql>"` in an annotation template
+_STRING = r'"((?:[^"\\]|\\.)*)"'
+_QUERY = re.compile(rf"printf\s+{_STRING}(?:\s+\$[\w.]+)*\s*\|\s*query|query\s+{_STRING}")
+
+
 def _annotation_queries(rule: Rule) -> Iterator[str]:
     """The PromQL in `query` template calls, with printf verbs filled in."""
     for text in rule.body.get("annotations", {}).values():
-        pattern = r'(?:printf\s+"((?:[^"\\]|\\.)*)"(?:\s+\$[\w.]+)*\s*\|\s*query|query\s+"((?:[^"\\]|\\.)*)")'
-        for m in re.finditer(pattern, str(text)):
+        for m in _QUERY.finditer(str(text)):
             query = m.group(1) or m.group(2)
             yield query.replace("%s", "x").replace("%f", "1").replace("%d", "1")
 
@@ -154,7 +158,7 @@ def test_app_series_are_never_selected_on_job_instance_or_scope(rule: Rule) -> N
 
 def _series_labels(metric: str) -> set[str]:
     if metric in catalogue_series():
-        return catalogue_labels(metric) | ({"instance"} if True else set())
+        return catalogue_labels(metric) | {"instance"}  # grouping by process is allowed
     if metric in recorded():
         return set(RECORDED_LABELS)
     return external_labels()[metric]
@@ -288,3 +292,15 @@ def test_alert_names_are_shared_only_by_tiers_of_one_alert() -> None:
         key = (rule.name, tuple(sorted(rule.body.get("labels", {}).items())))
         assert key not in seen, f"{rule.name} defined twice with the same labels"
         seen[key] = rule.file.name
+
+
+def test_queries_in_annotations_are_checked_too() -> None:
+    """The metric and label checks above also read the PromQL of description templates."""
+    stuck = next(r for r in PROM_RULES if r.name == "TrawlQueueStuck")
+    queries = list(_annotation_queries(stuck))
+    assert len(queries) == 3
+    assert {s.metric for q in queries for s in selectors(q)} == {
+        "trawl_queue_depth",
+        "trawl_queue_active",
+        "trawl_worker_capacity",
+    }
