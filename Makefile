@@ -63,16 +63,19 @@ test-sqlite: install
 test-postgres: install
 	TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
 
+# Python that belongs to the stack rather than the app (run by compose services or make up)
+STACK_PY := grafana/smoke grafana/alertmanager grafana/alert-sink grafana/prometheus/slo grafana/dashgen
+
 lint: install
-	$(PY) -m ruff check app otel tests grafana/smoke grafana/dashgen
-	$(PY) -m ruff format --check app otel tests grafana/smoke grafana/dashgen
+	$(PY) -m ruff check app otel tests $(STACK_PY)
+	$(PY) -m ruff format --check app otel tests $(STACK_PY)
 
 typecheck: install
 	$(PY) -m mypy
 
 fmt: install
-	$(PY) -m ruff format app otel tests grafana/smoke grafana/dashgen
-	$(PY) -m ruff check --fix app otel tests grafana/smoke grafana/dashgen
+	$(PY) -m ruff format app otel tests $(STACK_PY)
+	$(PY) -m ruff check --fix app otel tests $(STACK_PY)
 
 # Dashboards as code: grafana/dashgen writes grafana/dashboards/*.json and
 # grafana/prometheus/rules/dashboards.yml (docs/monitoring/dashboards.md). Commit the result;
@@ -89,8 +92,8 @@ canary: install
 
 # --- the observability stack (docker-compose.otel.yml; docs/monitoring/setup.md) -------------
 STACK := grafana/bin/stack.sh
-up:
-	@$(STACK) up
+up: install
+	@PY=$(PY) $(STACK) up
 down:
 	@$(STACK) down
 logs:

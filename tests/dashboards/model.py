@@ -73,28 +73,8 @@ def plain(expr: str) -> str:
 
 # --- which labels a series may be selected or grouped on ---------------------------------------
 
-_EXTERNAL = ROOT / "grafana" / "prometheus" / "external-metrics.yml"
-#: stack series whose labels external-metrics.yml does not list (sources added before issue 11)
-_KNOWN_LABELS: dict[str, frozenset[str]] = {
-    "up": frozenset({"job", "instance"}),
-    "probe_success": frozenset({"job", "instance", "target", "probe"}),
-    "trawl_canary_success": frozenset({"job", "instance"}),
-}
 #: alert series carry the labels of their rules: any label may be there
 OPEN = frozenset({"*"})
-_OPEN_SERIES = {"ALERTS", "ALERTS_FOR_STATE"}
-
-
-@cache
-def _declared_external_labels() -> dict[str, frozenset[str]]:
-    doc = yaml.safe_load(_EXTERNAL.read_text())
-    out: dict[str, frozenset[str]] = {}
-    for entry in doc["sources"].values():
-        metrics = entry["metrics"]
-        if isinstance(metrics, dict):
-            for name, labels in metrics.items():
-                out[name] = frozenset({*labels, "job", "instance"})
-    return out
 
 
 def recorded_labels() -> dict[str, frozenset[str]]:
@@ -106,21 +86,16 @@ def recorded_labels() -> dict[str, frozenset[str]]:
 def allowed_labels(metric: str) -> frozenset[str] | None:
     """The labels ``metric`` carries; ``OPEN`` when any may; ``None`` when the metric is
     unknown to the catalogue, the stack list and the recording rules."""
-    if metric in _OPEN_SERIES:
-        return OPEN
     if metric in promql.catalogue_series():
         # per-process views group by instance (unique on both paths); never select on it
         return frozenset({*promql.catalogue_labels(metric), "instance"})
     recorded = recorded_labels()
     if metric in recorded:
         return recorded[metric]
-    declared = _declared_external_labels()
-    if metric in declared:
-        return declared[metric]
-    if metric in _KNOWN_LABELS:
-        return _KNOWN_LABELS[metric]
-    if metric in promql.external_series():
-        return None
+    external = promql.external_labels()
+    if metric in external:
+        labels = external[metric]
+        return OPEN if labels is None else labels
     return None
 
 

@@ -248,8 +248,11 @@ async def test_live_prometheus_loads_rules_accepts_remote_write_and_scrapes(
                 r = await client.get(f"http://{am}/api/v2/alerts")
                 return any(a["labels"]["alertname"] == "StackLiveTestAlways" for a in r.json())
 
+            # An alert evaluated before the notifier has discovered Alertmanager is dropped
+            # (prometheus_notifications_dropped_total) and sent again after
+            # --rules.alert.resend-delay (1 m): allow for that second send.
             try:
-                await await_for(alert_in_alertmanager, "rule alert delivered to Alertmanager", 90)
+                await await_for(alert_in_alertmanager, "rule alert delivered to Alertmanager", 100)
             except AssertionError as exc:
                 rules_state = (await _get(client, f"{base}/api/v1/alerts"))["alerts"]
                 raise AssertionError(
