@@ -29,15 +29,16 @@ lock:
 
 install: $(VENV)/.installed
 
-# Local development only: lets `make run` scrape loopback/private pages (the README example).
-# Local development: loopback targets allowed. Without OTEL_EXPORTER_OTLP_ENDPOINT there is no
-# collector to send to (no `make up`), so export stays off instead of failing every few seconds.
+# Local development: loopback and private targets are allowed unless the environment says
+# otherwise (TRAWL_ALLOW_PRIVATE_TARGETS=false make run), so the README example can scrape a
+# page on 127.0.0.1. Without OTEL_EXPORTER_OTLP_ENDPOINT there is no collector to send to (no
+# `make up`), so export stays off instead of failing every few seconds.
 run: install
 	@if [ -z "$$OTEL_EXPORTER_OTLP_ENDPOINT" ]; then \
 	  echo "telemetry export off: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4318) to send it"; \
 	  export OTEL_TRACES_EXPORTER=$${OTEL_TRACES_EXPORTER:-none} OTEL_METRICS_EXPORTER=$${OTEL_METRICS_EXPORTER:-none} \
 	         OTEL_LOGS_EXPORTER=$${OTEL_LOGS_EXPORTER:-none}; \
-	fi; TRAWL_ALLOW_PRIVATE_TARGETS=true $(PY) -m app.run
+	fi; TRAWL_ALLOW_PRIVATE_TARGETS=$${TRAWL_ALLOW_PRIVATE_TARGETS:-true} $(PY) -m app.run
 
 api: install
 	$(PY) -m app.serve --host 127.0.0.1 --port 8000
