@@ -8,6 +8,7 @@ not performance targets.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -253,6 +254,16 @@ async def test_migrations_not_at_head_is_not_ready(tmp_path: Path, swap: Swap) -
     assert "run migrations" in database.detail
     assert database.data["revision"] is None
     assert database.data["head"]
+
+
+async def test_routine_checks_log_nothing(swap: Swap, caplog: pytest.LogCaptureFixture) -> None:
+    """The refresh runs every 15 s: a healthy database check writes no log line (Alembic's
+    migration context used to log two INFO lines per call)."""
+    service = swap.build()
+    with caplog.at_level(logging.DEBUG):
+        database = (await service.check(["database"]))["database"]
+    assert database.status is HealthStatus.HEALTHY, database
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
 
 
 async def test_draining_is_not_ready(swap: Swap, admin_client: httpx.AsyncClient) -> None:

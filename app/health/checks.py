@@ -15,18 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic.runtime.migration import MigrationContext
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 from sqlalchemy import case, func, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import otel
 from app.db.base import utcnow
-from app.db.migrate import head_revision
+from app.db.migrate import current_revision, head_revision
 from app.health.schemas import DataValue, HealthStatus
 from app.job import stats
 from app.job.models import Task, TaskStatus
@@ -105,10 +103,6 @@ def _consume(task: asyncio.Future[Any]) -> None:
 # --------------------------------------------------------------------------- SQL
 
 
-def _current_revision(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
-
-
 class DatabaseProbe:
     """A dedicated two-connection engine with short connect and command timeouts."""
 
@@ -131,7 +125,7 @@ class DatabaseProbe:
 
     async def check_database(self) -> CheckResult:
         async with self.engine.connect() as conn:
-            current = await conn.run_sync(_current_revision)
+            current = await current_revision(conn)
         data: dict[str, DataValue] = {"revision": current, "head": self.head}
         if current != self.head:
             return unhealthy(
