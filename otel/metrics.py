@@ -16,7 +16,6 @@ __all__ = [
     "DURATION_BUCKETS_S",
     "HTTP_CLIENT_ATTRIBUTE_KEYS",
     "HTTP_METHODS",
-    "SIZE_BUCKETS_BY",
     "default_views",
     "normalize_method",
     "safe_attr",
@@ -42,19 +41,6 @@ DURATION_BUCKETS_S: tuple[float, ...] = (
     30.0,
     60.0,
     120.0,
-)
-
-#: Size buckets in bytes (100 B .. 50 MiB).
-SIZE_BUCKETS_BY: tuple[float, ...] = (
-    100,
-    1_000,
-    10_000,
-    100_000,
-    500_000,
-    1_000_000,
-    5_000_000,
-    10_000_000,
-    52_428_800,
 )
 
 #: Attributes kept on ``http.client.*`` metrics. ``server.address``/``server.port``/``url.*``
@@ -98,19 +84,14 @@ def _seconds() -> ExplicitBucketHistogramAggregation:
     return ExplicitBucketHistogramAggregation(boundaries=DURATION_BUCKETS_S)
 
 
-def _bytes() -> ExplicitBucketHistogramAggregation:
-    return ExplicitBucketHistogramAggregation(boundaries=SIZE_BUCKETS_BY)
-
-
 def default_views() -> list[View]:
     """Views installed by :func:`otel.configure`.
 
     Selectors never overlap (an instrument matched by two Views becomes two streams):
 
-    * ``http.client.request.duration`` / ``http.client.*.body.size``: seconds/bytes buckets,
-      attributes limited to :data:`HTTP_CLIENT_ATTRIBUTE_KEYS`.
+    * ``http.client.request.duration``: seconds buckets, attributes limited to
+      :data:`HTTP_CLIENT_ATTRIBUTE_KEYS`.
     * ``http.server.request.duration``, ``db.client.operation.duration``: seconds buckets.
-    * ``http.server.*.body.size``: bytes buckets.
     * ``cpython.gc.collections``: only ``cpython.gc.generation`` (the system-metrics
       instrumentation also sets a deprecated duplicate, ``generation``).
     """
@@ -124,30 +105,8 @@ def default_views() -> list[View]:
         ),
         View(
             instrument_type=Histogram,
-            instrument_name="http.client.request.body.size",
-            aggregation=_bytes(),
-            attribute_keys=keys,
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="http.client.response.body.size",
-            aggregation=_bytes(),
-            attribute_keys=keys,
-        ),
-        View(
-            instrument_type=Histogram,
             instrument_name="http.server.request.duration",
             aggregation=_seconds(),
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="http.server.request.body.size",
-            aggregation=_bytes(),
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="http.server.response.body.size",
-            aggregation=_bytes(),
         ),
         View(
             instrument_type=Histogram,

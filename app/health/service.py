@@ -33,8 +33,6 @@ from app.settings import Settings
 
 log = logging.getLogger("trawl.health")
 
-#: Built-in components; ``database``, ``redis`` and ``queue`` are critical.
-BUILTIN_COMPONENTS = ("database", "redis", "queue", "workers", "collector", "disk")
 #: Registered names are code constants matching this, at most MAX_COMPONENTS in all: the
 #: ``trawl.health.component`` metric attribute stays a small closed set.
 COMPONENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")

@@ -44,16 +44,12 @@ OUTCOMES = frozenset(
         "no_proxy",
     }
 )
-JOB_STATUSES = frozenset({"queued", "running", "cancelling", "completed", "failed", "cancelled"})
 SUBMIT_OUTCOMES = frozenset({"accepted", "duplicate", "rejected_invalid", "rejected_conflict"})
 PRIORITIES = frozenset({"low", "normal", "high"})
 BAN_SIGNALS = frozenset({"status_401", "status_403", "challenge_page", "proxy_failure"})
 THROTTLE_REASONS = frozenset({"concurrency", "rate", "throttled", "retry_after"})
-QUEUE_STATES = frozenset({"ready", "delayed", "in_flight", "dead"})
 ENQUEUE_REASONS = frozenset({"new", "retry", "reaped", "deferred", "redispatch"})
-COMPONENTS = frozenset({"api", "worker"})
 GROUP_KINDS = frozenset({"new", "regression"})
-SIZE_BUCKETS = ("1", "2-10", "11-100", "101+")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,6 @@ class DeliveryStatus(enum.StrEnum):
     DISABLED = "disabled"  # the endpoint answered 410 Gone (now or before)
 
 
-FINAL_STATUSES = frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD, DeliveryStatus.DISABLED})
-
-
 class EventType(enum.StrEnum):
     JOB_STARTED = "job.started"
     JOB_COMPLETED = "job.completed"
