@@ -1,9 +1,11 @@
 """The worker process: ``python -m app.worker`` (``make worker``).
 
-It consumes task messages, and runs three loops: a heartbeat for its running tasks, a reaper
-for tasks whose worker died, and the dispatcher that sends due tasks (retries, deferred, or
-never sent because the queue was down) to the stream. Only one worker dispatches at a time;
-that worker also samples the queue gauges (as every API process does: app/job/gauges.py).
+It consumes task messages and runs its background loops (``Worker._start_loops``): a heartbeat
+for its running tasks, a reaper for tasks whose worker died, the dispatcher that sends due tasks
+(retries, deferred, or never sent because the queue was down) to the stream, the webhook
+dispatcher, the error-group flush, and the queue-gauge and proxy-pool samplers. Only one worker
+dispatches at a time (a Redis lease); that worker also samples the queue gauges (as every API
+process does: app/job/gauges.py) and the proxy pool sizes.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class WorkerContext:
     worker_id: str
     active: set[str] = field(default_factory=set)
     draining: bool = False
-    egress: Egress | None = None  # issue 3: SSRF guard + proxy pools (None: direct only)
+    egress: Egress | None = None  # SSRF guard + proxy pools (None: direct fetches only)
 
 
 @dataclass(frozen=True, slots=True)
