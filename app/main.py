@@ -29,11 +29,9 @@ from app.proxy import service as proxy_service
 from app.proxy.rotator import ProxyRotator
 from app.queue import Publisher, build_broker
 from app.settings import Settings, get_settings
-from app.telemetry import quiet
 from app.telemetry.errors import set_tracker
 from app.telemetry.setup import setup_process
 from app.webhook import service as webhook_service
-from otel.asgi import TelemetryMiddleware
 
 log = logging.getLogger("trawl.api")
 
@@ -71,7 +69,7 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
         broker = build_broker(redis_url, settings.redis_prefix, maxlen=settings.stream_maxlen)
         tracker = ErrorTracker(db, settings.error_flush_interval_s)
         stop = asyncio.Event()
-        with quiet():  # start-up and the flush loop make no spans
+        with otel.suppress_instrumentation():  # start-up and the flush loop make no spans
             await _bootstrap_admin(db, settings)
             try:
                 await asyncio.wait_for(broker.startup(), timeout=BROKER_STARTUP_TIMEOUT_S)
@@ -140,7 +138,7 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     # outermost: its span covers everything below
-    app.add_middleware(TelemetryMiddleware, trust_incoming=settings.trust_traceparent)
+    app.add_middleware(otel.TelemetryMiddleware, trust_incoming=settings.trust_traceparent)
     app.include_router(jobs.router)
     app.include_router(api_keys.router)
     app.include_router(errors.router)

@@ -37,7 +37,7 @@ from app.proxy.rotator import ProxyRotator
 from app.queue import Politeness, Publisher, build_broker, register_handler
 from app.security.ssrf import SsrfPolicy, egress_transport
 from app.settings import Settings, get_settings
-from app.telemetry import instruments, quiet
+from app.telemetry import instruments
 from app.telemetry.errors import set_tracker
 from app.telemetry.setup import setup_process
 from app.webhook.dispatcher import WebhookDispatcher
@@ -191,7 +191,7 @@ class Worker:
     async def run(self) -> None:
         # Startup and the poll loops make no spans (nobody reads them); each task handler
         # opens its own trace. Tasks created here inherit the suppressed context.
-        with quiet():
+        with otel.suppress_instrumentation():
             await self.broker.startup()
             set_tracker(self.tracker)
             self._register_gauges()

@@ -30,7 +30,6 @@ from app.job import stats
 from app.job.models import Task, TaskStatus
 from app.queue.broker import CONSUMER_GROUP, stream_name
 from app.settings import Settings
-from otel.redact import redact_text
 
 T = TypeVar("T")
 
@@ -67,7 +66,7 @@ def describe_error(exc: BaseException) -> str:
     """One redacted line: the error type and the first line of its message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return redact_text(line)[:_MAX_DETAIL]
+    return otel.redact_text(line)[:_MAX_DETAIL]
 
 
 async def bounded(awaitable: Awaitable[T], timeout_s: float) -> T:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import re
 import time
@@ -18,12 +17,11 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from pydantic import ValidationError
 
+import otel
 from app.db import Database
 from app.db.base import utcnow
 from app.health import checks
@@ -56,13 +54,6 @@ def rollup(components: Mapping[str, ComponentHealth]) -> HealthStatus:
     if any(s is not HealthStatus.HEALTHY for s in statuses):
         return HealthStatus.DEGRADED
     return HealthStatus.HEALTHY
-
-
-def _quiet_context() -> contextvars.Context:
-    """A context in which OpenTelemetry instrumentations record nothing (no check spans)."""
-    ctx = contextvars.copy_context()
-    ctx.run(otel_context.attach, otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-    return ctx
 
 
 class HealthService:
@@ -125,7 +116,9 @@ class HealthService:
             return cached[1]
         task = self._inflight.get(name)
         if task is None:
-            task = asyncio.create_task(self._run(name), context=_quiet_context())
+            # the task copies this context: its checks make no spans (nobody reads them)
+            with otel.suppress_instrumentation():
+                task = asyncio.create_task(self._run(name))
             self._inflight[name] = task
             task.add_done_callback(lambda t: self._forget_inflight(name, t))
         # shield: a caller that goes away does not cancel the run other callers share

@@ -30,10 +30,9 @@ from app.queue.backoff import retry_delay
 from app.queue.broker import stream_name
 from app.queue.politeness import Grant, Politeness
 from app.settings import Settings
-from app.telemetry import capture, consumer_span, instruments, quiet, tracer
+from app.telemetry import capture, consumer_span, instruments, tracer
 from app.telemetry.tracing import REQUEST_ID
 from app.webhook import service as webhook_service
-from otel.redact import redact_url
 
 log = logging.getLogger("trawl.worker")
 _jitter = random.SystemRandom()
@@ -62,7 +61,7 @@ class Attempt:
 
 async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | None = None) -> None:
     async with ctx.db.session() as session:
-        with quiet():  # duplicates and early messages make no spans
+        with otel.suppress_instrumentation():  # duplicates and early messages make no spans
             task = await repository.get_task(session, task_id)
             job = await session.get(Job, task.job_id) if task is not None else None
         if task is None or job is None or task.status != TaskStatus.QUEUED:
@@ -75,7 +74,7 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             "trawl.task.id": task_id,
             "trawl.task.attempt": task.attempt + 1,
             "messaging.client.id": ctx.worker_id,
-            "url.full": redact_url(task.url),
+            "url.full": otel.redact_url(task.url),
             "url.domain": domain,
         }
         request_id = (carrier or {}).get(REQUEST_ID)  # the submitting request's, when sent by it

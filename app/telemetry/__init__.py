@@ -11,7 +11,6 @@ from app.telemetry.tracing import (
     current_traceparent,
     inject,
     producer_span,
-    quiet,
     tracer,
 )
 
@@ -24,6 +23,5 @@ __all__ = [
     "inject",
     "instruments",
     "producer_span",
-    "quiet",
     "tracer",
 ]

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -23,7 +22,6 @@ __all__ = [
     "current_traceparent",
     "inject",
     "producer_span",
-    "quiet",
     "tracer",
 ]
 
@@ -137,10 +135,3 @@ def consumer_span(
         },
     ) as span:
         yield span
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """No spans from instrumented libraries: for poll loops that nobody would read."""
-    with suppress_instrumentation():
-        yield

@@ -1,6 +1,7 @@
 """Optional Sentry error reports, scrubbed like every other signal (docs/security.md).
 
-Off unless ``SENTRY_DSN`` is set and ``sentry-sdk`` is installed (``pip install 'trawl[sentry]'``).
+Off unless the application calls :func:`init_sentry` (Trawl does when ``SENTRY_DSN`` is set)
+and ``sentry-sdk`` is installed (``pip install 'trawl[sentry]'``).
 Local variables are never sent (``include_local_variables=False``: the worker's frames hold
 decrypted proxy URLs and webhook signing secrets), no request bodies or PII, and every event
 and breadcrumb passes :func:`scrub_event` before it leaves the process. A scrubber that fails
@@ -10,12 +11,14 @@ drops the event rather than send it unscrubbed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from otel.redact import MASK, is_db_error_type, is_sensitive_key, redact_db_message, redact_text
 
-log = logging.getLogger("trawl.errors")
+__all__ = ["close_sentry", "init_sentry", "scrub_breadcrumb", "scrub_event"]
+
+log = logging.getLogger("otel")
 
 # Event keys that hold frame-local or request data we never send, whatever they contain.
 _DROPPED_KEYS = frozenset({"vars", "data", "cookies", "env"})
@@ -59,8 +62,9 @@ def scrub_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None) 
     return scrub_event(crumb, hint)
 
 
-def init(dsn: str, environment: str, release: str) -> Any:
-    """Initialise ``sentry_sdk``; returns the module, or ``None`` when it is not installed."""
+def init_sentry(dsn: str, environment: str, release: str, in_app: Sequence[str]) -> Any:
+    """Initialise ``sentry_sdk``; returns the module, or ``None`` when it is not installed.
+    ``in_app``: the application's top-level packages (frames Sentry marks as in-app)."""
     try:
         import sentry_sdk
     except ImportError:
@@ -78,12 +82,12 @@ def init(dsn: str, environment: str, release: str) -> Any:
         # typed with sentry's private Event TypedDict; ours take any event mapping
         before_send=cast(Any, scrub_event),
         before_breadcrumb=cast(Any, scrub_breadcrumb),
-        in_app_include=["app"],
+        in_app_include=list(in_app),
     )
     return sentry_sdk
 
 
-def close() -> None:
+def close_sentry() -> None:
     """Flush and stop the Sentry client, if one was initialised. Never raises."""
     try:
         import sentry_sdk
