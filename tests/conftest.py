@@ -88,7 +88,8 @@ class Databases:
         finally:
             await conn.close()
 
-    def new(self) -> str:
+    def new(self, revision: str = "head") -> str:
+        """A new database, migrated to ``revision``."""
         if TEST_DB == "sqlite":
             url = f"sqlite+aiosqlite:///{self.tmp.mktemp('db') / 'trawl.db'}"
         else:
@@ -97,12 +98,12 @@ class Databases:
             self.created.append(name)
             base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
             url = f"{base}/{name}"
-        upgrade(url)
+        upgrade(url, revision)
         return url
 
-    async def anew(self) -> str:
+    async def anew(self, revision: str = "head") -> str:
         """``new()`` from async code (migrations run their own event loop, in a thread)."""
-        return await asyncio.to_thread(self.new)
+        return await asyncio.to_thread(self.new, revision)
 
     def drop_all(self) -> None:
         for name in self.created:

@@ -19,20 +19,21 @@ import pytest_asyncio
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.db import Database
 from app.db.base import utcnow
+from app.db.migrate import upgrade
 from app.ids import new_id
+from app.job import events
 from app.job.models import Job, JobStatus
 from app.security.ssrf import SsrfPolicy
 from app.settings import Settings
 from app.webhook import repository
 from app.webhook.dispatcher import WebhookDispatcher
 from app.webhook.metrics import WebhookMetrics
-from app.webhook.models import WebhookAttempt, WebhookDelivery
-from app.webhook.service import enqueue_event
-from tests.conftest import make_settings
+from app.webhook.models import EventType, WebhookAttempt, WebhookDelivery
+from tests.conftest import Databases, make_settings
 from tests.helpers import job_body, wait_job
 from tests.support.target_site import TargetSite
 from tests.support.webhook_receiver import Received, WebhookReceiver
@@ -139,7 +140,7 @@ async def finished_job(db: Database, key_id: str, url: str, status: str = "compl
         )
         session.add(job)
         await session.flush()
-        await enqueue_event(session, job, f"job.{status}")
+        await events.enqueue(session, job, EventType(f"job.{status}"))
     return job.id
 
 
@@ -510,3 +511,44 @@ async def test_clients_choose_events_and_job_started_on_request(
         ),
     )
     assert bad.status_code == 422
+
+
+async def test_deliveries_written_before_the_traceparent_column_link_to_their_job(
+    databases: Databases,
+) -> None:
+    """Migration 0004: a delivery row gets its job's traceparent, so its span links to it."""
+    url = await databases.anew("0003")
+    traceparent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            now = utcnow()
+            for statement, values in (
+                (
+                    "INSERT INTO api_key (id, name, prefix, key_hash, scopes, created_at)"
+                    " VALUES ('key_1', 'k', 'p', :hash, '[]', :now)",
+                    {"hash": "0" * 64},
+                ),
+                (
+                    "INSERT INTO job (id, api_key_id, status, priority, request_hash, extract,"
+                    " options, client_metadata, total_tasks, succeeded_tasks, failed_tasks,"
+                    " cancelled_tasks, traceparent, created_at) VALUES ('job_1', 'key_1',"
+                    " 'completed', 1, :hash, '{}', '{}', '{}', 1, 1, 0, 0, :tp, :now)",
+                    {"hash": "0" * 64, "tp": traceparent},
+                ),
+                (
+                    "INSERT INTO webhook_delivery (id, api_key_id, job_id, event_type, url, body,"
+                    " status, attempts, cycle_offset, next_attempt_at, created_at, updated_at)"
+                    " VALUES ('msg_1', 'key_1', 'job_1', 'job.completed', 'http://r/', '{}',"
+                    " 'pending', 0, 0, :now, :now, :now)",
+                    {},
+                ),
+            ):
+                await session.execute(text(statement), {"now": now, **values})
+        await db.dispose()
+        await asyncio.to_thread(upgrade, url)
+        async with db.session() as session:
+            delivery = await session.get(WebhookDelivery, "msg_1")
+        assert delivery is not None and delivery.traceparent == traceparent
+    finally:
+        await db.dispose()

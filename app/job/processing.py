@@ -23,7 +23,7 @@ from app.db.base import utcnow
 from app.fetch.client import FetchPolicy, FetchResult
 from app.fetch.extract import ExtractionError, FieldRule, extract
 from app.fetch.outcome import Outcome, Verdict
-from app.job import repository, telemetry
+from app.job import events, repository, telemetry
 from app.job.models import Job, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
 from app.queue.backoff import retry_delay
@@ -32,7 +32,6 @@ from app.queue.politeness import Grant, Politeness
 from app.settings import Settings
 from app.telemetry import capture, consumer_span, instruments, tracer
 from app.telemetry.tracing import REQUEST_ID
-from app.webhook import service as webhook_service
 
 log = logging.getLogger("trawl.worker")
 _jitter = random.SystemRandom()
@@ -127,7 +126,7 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
             return
         if await repository.mark_job_started(session, task.job_id):
             await session.refresh(job)  # running now: the event carries the new status
-            await webhook_service.on_job_started(session, job)  # outbox, same transaction
+            await events.on_started(session, job)  # outbox, same transaction
         await session.commit()
         ctx.active.add(task.id)
         metrics.active.add(1)
@@ -306,7 +305,7 @@ async def _count(session: AsyncSession, job_id: str, status: TaskStatus) -> Job 
         failed=int(status == TaskStatus.FAILED),
         cancelled=int(status == TaskStatus.CANCELLED),
     )
-    await webhook_service.on_job_terminal(session, finished)  # outbox, same transaction
+    await events.on_finished(session, finished)  # outbox, same transaction
     return finished
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.ids import new_id
-from app.job import repository, telemetry
+from app.job import events, repository, telemetry
 from app.job.errors import (
     IdempotencyConflict,
     InvalidCursor,
@@ -37,7 +37,6 @@ from app.job.schemas import (
 from app.job.urls import UrlInvalid, check_url, domain_of
 from app.security.ssrf import SsrfPolicy, check_submitted_urls
 from app.settings import Settings
-from app.webhook import service as webhook_service
 
 
 class ProxyPools(Protocol):
@@ -246,7 +245,7 @@ async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
         await session.flush()
     cancelled = await repository.cancel_queued_tasks(session, job.id)
     finished = await repository.count_tasks(session, job.id, cancelled=cancelled)
-    await webhook_service.on_job_terminal(session, finished)  # outbox, same transaction
+    await events.on_finished(session, finished)  # outbox, same transaction
     await session.commit()
     await session.refresh(job)
     if finished is not None:

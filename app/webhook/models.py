@@ -50,6 +50,8 @@ class WebhookDelivery(Base):
     event_type: Mapped[str] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    # the trace of the job's submission: each attempt's span links to it
+    traceparent: Mapped[str | None] = mapped_column(String(64), default=None)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # attempts made before the current retry cycle (a redelivery starts a new cycle)
