@@ -24,6 +24,7 @@ from app.db.migrate import upgrade
 from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.health import HealthService
+from app.job import checks as job_checks
 from app.job.gauges import QueueGauges
 from app.proxy import service as proxy_service
 from app.proxy.rotator import ProxyRotator
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
             set_tracker(tracker)
             flusher = asyncio.create_task(tracker.run(stop))
             health_service = HealthService(settings, db=db, redis_url=redis_url)
+            job_checks.register(health_service, settings)
             redis = Redis.from_url(
                 redis_url,
                 socket_timeout=settings.health_check_timeout_s,

@@ -34,7 +34,7 @@ from app.job.gauges import QueueGauges
 from app.job.processing import WorkerContext
 from app.proxy.egress import Egress, ProxyClients
 from app.proxy.rotator import ProxyRotator
-from app.queue import Politeness, Publisher, build_broker, register_handler
+from app.queue import Politeness, Publisher, build_broker, register_handler, worker_key
 from app.security.ssrf import SsrfPolicy, egress_transport
 from app.settings import Settings, get_settings
 from app.telemetry import instruments
@@ -151,7 +151,7 @@ class Worker:
         await asyncio.to_thread(touch_alive_file, self.settings.data_dir)
         await tasks.heartbeat(self.db, self.worker_id, list(self.ctx.active))
         ttl = int(self.settings.stale_after_s)
-        await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
+        await self.redis.set(worker_key(self.settings.redis_prefix, self.worker_id), "1", ex=ttl)
 
     async def _snapshot_proxies(self) -> None:
         """Pool sizes by state, for the gauge: reported by the dispatching worker alone."""

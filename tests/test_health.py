@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from app.db import Database
 from app.health import CheckResult, HealthService, HealthStatus, degraded, healthy
 from app.healthcheck import alive_file, check_worker
+from app.job import checks as job_checks
 from app.main import create_app
 from app.settings import Settings
 from app.worker import Worker
@@ -135,6 +136,7 @@ class Swap:
         settings = make_settings(db_url, r_url, **values)
         db = Database(db_url)
         service = HealthService(settings, db=db, redis_url=r_url)
+        job_checks.register(service, settings)  # as the API does
         self.built.append((service, db))
         return service
 
@@ -336,14 +338,14 @@ async def test_detailed_reports_every_component_without_secrets(
     queue = body["components"]["queue"]["data"]
     assert {"depth", "ready", "oldest_ready_age_s", "stream_length"} <= set(queue)
     assert 0 <= queue["ready"] <= queue["depth"]
-    assert [c["critical"] for c in body["components"].values()] == [
-        True,
-        True,
-        True,
-        False,
-        False,
-        False,
-    ]
+    assert {name: c["critical"] for name, c in body["components"].items()} == {
+        "database": True,
+        "redis": True,
+        "queue": True,
+        "workers": False,
+        "collector": False,
+        "disk": False,
+    }
     text = r.text
     assert ADMIN_KEY not in text
     assert "redis://" not in text and "postgresql" not in text and "sqlite" not in text
@@ -599,7 +601,7 @@ async def test_checks_record_no_spans(swap: Swap, no_otel_env: pytest.MonkeyPatc
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     service = swap.build()
-    client = service._redis.client
+    client = service.redis_probe.client
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     RedisInstrumentor.instrument_client(client, tracer_provider=provider)

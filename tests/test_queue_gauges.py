@@ -20,6 +20,7 @@ from app.auth.models import ApiKey
 from app.db import Database
 from app.db.base import utcnow
 from app.health.checks import DatabaseProbe
+from app.job.checks import queue_check
 from app.job.gauges import QueueGauges
 from app.job.models import Job, Task
 from app.main import create_app
@@ -113,10 +114,12 @@ async def test_one_oldest_ready_definition_for_the_gauge_and_the_health_check(
     prefix = f"trawl-g-{uuid.uuid4().hex[:6]}"
     gauges = QueueGauges(seeded, redis, prefix, 10.0, metrics=metered.metrics)
     probe = DatabaseProbe(seeded.url, timeout_s=5)
+    settings = make_settings(seeded.url, redis_url, redis_prefix=prefix)
+    check = queue_check(redis, probe.engine, settings)
     try:
         gauges.register()
         await gauges.sample()
-        backlog = await probe.backlog()
+        backlog = (await check()).data
         values = _gauges(metered.reader)
     finally:
         gauges.unregister()

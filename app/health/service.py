@@ -59,7 +59,9 @@ def rollup(components: Mapping[str, ComponentHealth]) -> HealthStatus:
 class HealthService:
     """Owns the health checks of one API process (``app.state.services.health``).
 
-    Other modules add components with :meth:`register`; results are cached for
+    Built in: ``database`` and ``redis`` (critical), ``collector``, ``disk``. Domains add
+    theirs with :meth:`register` (the API registers the job domain's ``queue``, critical, and
+    ``workers``, the proxy pools and the webhook outbox). Results are cached for
     ``health_cache_ttl_s`` and concurrent callers share one in-flight run per component.
     """
 
@@ -68,17 +70,16 @@ class HealthService:
         self.timeout_s = settings.health_check_timeout_s
         self.cache_ttl_s = settings.health_cache_ttl_s
         self.draining = False
-        self._db = checks.DatabaseProbe(db.url, self.timeout_s)
-        self._redis = checks.RedisProbe(redis_url, self.timeout_s)
+        # the checks' own connections; domain checks use them too (app/job/checks.py)
+        self.db_probe = checks.DatabaseProbe(db.url, self.timeout_s)
+        self.redis_probe = checks.RedisProbe(redis_url, self.timeout_s)
         self._components: dict[str, _Component] = {}
         self._cache: dict[str, tuple[float, ComponentHealth]] = {}
         self._inflight: dict[str, asyncio.Task[ComponentHealth]] = {}
         self._stragglers: dict[str, asyncio.Future[CheckResult]] = {}
         self._refresher: asyncio.Task[None] | None = None
-        self.register("database", self._db.check_database, critical=True)
-        self.register("redis", self._redis.check_redis, critical=True)
-        self.register("queue", checks.queue_check(self._redis, self._db, settings), critical=True)
-        self.register("workers", checks.workers_check(self._redis, settings))
+        self.register("database", self.db_probe.check_database, critical=True)
+        self.register("redis", self.redis_probe.check_redis, critical=True)
         self.register("collector", checks.collector_check(self.timeout_s))
         self.register("disk", checks.disk_check(settings))
 
@@ -257,7 +258,7 @@ class HealthService:
             abandon(task)
         for straggler in self._stragglers.values():
             abandon(straggler)
-        for closer in (self._redis.close, self._db.close):
+        for closer in (self.redis_probe.close, self.db_probe.close):
             try:
                 await checks.bounded(closer(), self.timeout_s)
             except Exception as exc:

@@ -26,9 +26,7 @@ from app.fetch.outcome import Outcome, Verdict
 from app.job import events, repository, telemetry
 from app.job.models import Job, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
-from app.queue.backoff import retry_delay
-from app.queue.broker import stream_name
-from app.queue.politeness import Grant, Politeness
+from app.queue import Grant, Politeness, retry_delay, stream_name
 from app.settings import Settings
 from app.telemetry import capture, consumer_span, instruments, tracer
 from app.telemetry.tracing import REQUEST_ID

@@ -9,7 +9,7 @@ from datetime import timedelta
 from app.db import Database
 from app.db.base import utcnow
 from app.job import processing, repository, telemetry
-from app.queue.broker import Publisher
+from app.queue import Publisher
 from app.telemetry import capture, inject, instruments, producer_span
 
 log = logging.getLogger("trawl.dispatcher")
