@@ -28,8 +28,7 @@ from app.job.models import Job, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
 from app.queue import Grant, Politeness, retry_delay, stream_name
 from app.settings import Settings
-from app.telemetry import capture, consumer_span, instruments, tracer
-from app.telemetry.tracing import REQUEST_ID
+from app.telemetry import capture, carried_request_id, instruments, tracer
 
 log = logging.getLogger("trawl.worker")
 _jitter = random.SystemRandom()
@@ -74,9 +73,9 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             "url.full": otel.redact_url(task.url),
             "url.domain": domain,
         }
-        request_id = (carrier or {}).get(REQUEST_ID)  # the submitting request's, when sent by it
+        request_id = carried_request_id(carrier)  # the submitting request's, when sent by it
         with (
-            consumer_span(
+            telemetry.consumer_span(
                 carrier,
                 job.traceparent,
                 attrs,

@@ -10,7 +10,7 @@ from app.db import Database
 from app.db.base import utcnow
 from app.job import processing, repository, telemetry
 from app.queue import Publisher
-from app.telemetry import capture, inject, instruments, producer_span
+from app.telemetry import capture, inject, instruments
 
 log = logging.getLogger("trawl.dispatcher")
 
@@ -41,7 +41,7 @@ async def publish_tasks(
     """
     if reason != "new":
         return await _send(db, publisher, task_ids, None)
-    with producer_span(publisher.destination, len(task_ids)):
+    with telemetry.producer_span(publisher.destination, len(task_ids)):
         sent = await _send(db, publisher, task_ids, inject())
     telemetry.tasks_enqueued(len(task_ids), "new")
     return sent
