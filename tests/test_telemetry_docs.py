@@ -28,11 +28,22 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
+from app.fetch.outcome import Outcome
 from app.health.schemas import HealthStatus
 from app.health.service import HealthService
+from app.job.models import TERMINAL_JOB_STATUSES
 from app.proxy.metrics import ProxyMetrics
-from app.telemetry.metrics import CATALOGUE, INSTRUMENTATION, Spec
+from app.telemetry.metrics import (
+    CATALOGUE,
+    INSTRUMENTATION,
+    JOB_FINAL_STATUSES,
+    OUTCOMES,
+    WEBHOOK_FINAL_STATUSES,
+    WEBHOOK_OUTCOMES,
+    Spec,
+)
 from app.webhook.metrics import WebhookMetrics
+from app.webhook.models import AttemptOutcome, DeliveryStatus
 from otel.export_stats import ExportStats
 from tests.support.prom_translate import COLLECTOR_NAMER, MetricType
 
@@ -155,6 +166,27 @@ def _parse_sources() -> dict[Path, ast.Module]:
 SOURCES = _parse_sources()
 
 
+#: app/telemetry/metrics.py's functions that create an instrument from its spec.
+CATALOGUE_BUILDERS = ("counter", "up_down_counter", "histogram", "observable_gauge")
+
+
+def _built_name(node: ast.AST, constants: dict[str, str]) -> str | None:
+    """The name in ``counter(meter, "trawl.x")`` or ``observable_gauge(meter, NAME, f)``."""
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in CATALOGUE_BUILDERS
+        and len(node.args) >= 2
+    ):
+        return None
+    name = node.args[1]
+    if isinstance(name, ast.Constant) and isinstance(name.value, str):
+        return name.value
+    if isinstance(name, ast.Name) and name.id in constants:
+        return constants[name.id]
+    return None
+
+
 def _created_names(path: Path) -> Iterator[tuple[str, int]]:
     tree = SOURCES[path]
     constants = {
@@ -180,6 +212,9 @@ def _created_names(path: Path) -> Iterator[tuple[str, int]]:
             and isinstance(node.args[0], ast.Constant)
         ):
             yield str(node.args[0].value), node.lineno
+        built = _built_name(node, constants)
+        if built is not None:
+            yield built, node.lineno
         if not (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -312,3 +347,13 @@ def test_module_instruments_match_their_specs() -> None:
         keys = {k for p in metric.data.data_points for k in (p.attributes or {})}
         assert keys == set(spec.attributes), spec.name
     provider.shutdown()
+
+
+def test_closed_attribute_sets_are_the_domain_values() -> None:
+    """The catalogue's closed sets (what precreation and clamping use) are the values the
+    domains produce: one fact, checked in both places."""
+    assert {o.value for o in Outcome} == OUTCOMES
+    assert {s.value for s in TERMINAL_JOB_STATUSES} == JOB_FINAL_STATUSES
+    assert {o.value for o in AttemptOutcome} == WEBHOOK_OUTCOMES
+    final = {DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD, DeliveryStatus.DISABLED}
+    assert {s.value for s in final} == WEBHOOK_FINAL_STATUSES

@@ -28,6 +28,7 @@ from app.health import checks
 from app.health.checks import Check, CheckResult, abandon, describe_error, unhealthy
 from app.health.schemas import ComponentHealth, DetailedHealth, HealthStatus, Readiness
 from app.settings import Settings
+from app.telemetry.metrics import observable_gauge
 
 log = logging.getLogger("trawl.health")
 
@@ -216,18 +217,8 @@ class HealthService:
             if results:
                 yield Observation(rollup(results).gauge_value)
 
-        meter.create_observable_gauge(
-            COMPONENT_GAUGE,
-            callbacks=[components],
-            unit="{status}",
-            description="Health of each component: 1 healthy, 0.5 degraded, 0 unhealthy",
-        )
-        meter.create_observable_gauge(
-            OVERALL_GAUGE,
-            callbacks=[overall],
-            unit="{status}",
-            description="Overall health: 1 healthy, 0.5 degraded, 0 unhealthy",
-        )
+        observable_gauge(meter, COMPONENT_GAUGE, components)
+        observable_gauge(meter, OVERALL_GAUGE, overall)
 
     # ------------------------------------------------------------------ lifecycle
 

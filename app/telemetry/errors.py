@@ -13,23 +13,36 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
 import otel
 from app.telemetry.metrics import instruments
 
-if TYPE_CHECKING:
-    from app.error_group.service import ErrorTracker
+
+class ErrorSink(Protocol):
+    """Where captured errors are grouped: ``app.error_group.service.ErrorTracker``."""
+
+    def note(
+        self,
+        key: str,
+        *,
+        error_type: str,
+        component: str,
+        culprit: str,
+        trace_id: str | None,
+        context: dict[str, Any],
+    ) -> None: ...
+
 
 IN_APP = ("app",)
 log = logging.getLogger("trawl.errors")
-_tracker: ErrorTracker | None = None
+_tracker: ErrorSink | None = None
 _sentry: Any = None
 
 
-def set_tracker(tracker: ErrorTracker | None) -> None:
+def set_tracker(tracker: ErrorSink | None) -> None:
     global _tracker
     _tracker = tracker
 
