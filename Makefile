@@ -4,11 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck fmt clean up down logs smoke
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck ci fmt clean up down logs smoke
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
 	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable)"
+	@echo "make ci      - what CI runs: lint (ruff, import contracts) + typecheck + test"
 	@echo "make api | worker | migrate | healthcheck-worker | canary | lint | typecheck | fmt | clean"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
 	@echo "make down | logs | smoke (proves a trace in Tempo, logs in Loki, metrics in Prometheus)"
@@ -63,12 +64,17 @@ test-sqlite: install
 test-postgres: install
 	TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff, then the architecture's import contracts ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(PY) -m ruff check app otel tests grafana/smoke
 	$(PY) -m ruff format --check app otel tests grafana/smoke
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install
 	$(PY) -m mypy
+
+# Everything CI checks (.ci/run calls this after starting PostgreSQL and Redis).
+ci: lint typecheck test
 
 fmt: install
 	$(PY) -m ruff format app otel tests grafana/smoke
