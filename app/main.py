@@ -45,7 +45,7 @@ BROKER_STARTUP_TIMEOUT_S = 2.0
 async def _bootstrap_admin(db: Database, settings: Settings) -> None:
     if settings.admin_api_key is None:
         return
-    async with db.transaction() as session:
+    async with db.session() as session:
         await auth_service.ensure_admin_key(session, settings.admin_api_key.get_secret_value())
 
 

@@ -37,7 +37,7 @@ async def test_a_lost_claim_releases_the_domain_slot(databases: Databases, redis
             settings=settings, db=db, politeness=politeness, http=http, worker_id="loser"
         )
         try:
-            async with db.transaction() as session:
+            async with db.session() as session:  # create_key commits (a unit of work)
                 key, _ = await auth_service.create_key(session, ApiKeyCreate(name="claims"))
                 job = Job(
                     id=new_id("job"),
@@ -56,6 +56,7 @@ async def test_a_lost_claim_releases_the_domain_slot(databases: Databases, redis
                     max_attempts=3,
                 )
                 session.add_all([job, task])
+                await session.commit()
             async with db.session() as session:
                 # this delivery read the task as queued...
                 mine = await session.get(Task, task.id)

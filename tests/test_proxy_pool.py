@@ -91,7 +91,7 @@ async def add_pool(
     pool = f"pool-{uuid.uuid4().hex[:8]}"
     box = SecretBox.from_settings(settings)
     ids = []
-    async with db.transaction() as session:
+    async with db.session() as session:  # each service call commits (a unit of work)
         for i, url in enumerate(urls):
             weight = weights[i] if weights else 1
             proxy = await proxy_service.create(

@@ -2,6 +2,12 @@
 
 Every write is guarded by the task's status and owner, so duplicate queue messages, a reaper
 that requeued a slow task, or a cancel arriving mid-fetch all resolve to exactly one outcome.
+
+Units of work (docs/architecture.md): :func:`process` opens one session per attempt and this
+module commits each step that writes — the claim (task running, job started and its event),
+a deferral, the settle (outcome, job counters, job finished and its event). No transaction is
+open while waiting on Redis for a politeness slot or on the site: the read that starts an
+attempt is closed before either.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
         with otel.suppress_instrumentation():  # duplicates and early messages make no spans
             task = await repository.get_task(session, task_id)
             job = await session.get(Job, task.job_id) if task is not None else None
+            await session.commit()  # ends the read: no connection held from here to the claim
         if task is None or job is None or task.status != TaskStatus.QUEUED:
             return
         # plain values: after a rollback the ORM objects are expired, and reading one would be
@@ -118,20 +125,14 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
     metrics = instruments()
     task_id = task.id
     try:
-        if not await repository.claim_task(session, task_id, ctx.worker_id):
-            await session.rollback()
+        if not await _claim(ctx, session, task, job):
             return
-        if await repository.mark_job_started(session, task.job_id):
-            await session.refresh(job)  # running now: the event carries the new status
-            await events.on_started(session, job)  # outbox, same transaction
-        await session.commit()
         ctx.active.add(task.id)
         metrics.active.add(1)
         metrics.queue_wait.record(
             max(0.0, (utcnow() - task.enqueued_at).total_seconds()),
             {"trawl.job.priority": telemetry.priority_name(task.priority)},
         )
-        job = await session.get(Job, task.job_id, populate_existing=True) or job
         attempt = await _attempt(ctx, task, job)
     finally:
         await ctx.politeness.release(domain, grant.token)
@@ -140,6 +141,21 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
             metrics.active.add(-1)
     with tracer().start_as_current_span("store"):
         await _settle(ctx, session, task, job, attempt)
+
+
+async def _claim(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> bool:
+    """One transaction: queued -> running for this worker (False: another one won); the job's
+    first claim also starts the job and writes its ``job.started`` event. ``job`` is refreshed
+    (a cancel requested meanwhile is seen before fetching)."""
+    if not await repository.claim_task(session, task.id, ctx.worker_id):
+        await session.rollback()
+        return False
+    started = await repository.mark_job_started(session, task.job_id)
+    await session.refresh(job)  # running now, and any cancel requested meanwhile
+    if started:
+        await events.on_started(session, job)  # outbox, same transaction
+    await session.commit()
+    return True
 
 
 async def _recover(ctx: WorkerContext, task_id: str) -> None:

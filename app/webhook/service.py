@@ -1,5 +1,8 @@
 """Webhook deliveries as the API sees them, and the outbox write that the job domain calls
-in the transaction of the state change it reports."""
+in the transaction of the state change it reports.
+
+``redeliver`` and ``rotate_secret`` commit: each is one unit of work (docs/architecture.md).
+``enqueue_event`` never does: it writes in its caller's transaction."""
 
 from __future__ import annotations
 
@@ -94,7 +97,9 @@ async def list_for_job(session: AsyncSession, job_id: str) -> list[WebhookDelive
     return [to_read(d, a) for d, a in await repository.for_job(session, job_id)]
 
 
-async def redeliver(session: AsyncSession, delivery_id: str, api_key_id: str) -> WebhookDelivery:
+async def redeliver(
+    session: AsyncSession, delivery_id: str, api_key_id: str
+) -> WebhookDeliveryRead:
     """Send again: same ``webhook-id`` and body, a new timestamp and signature, a new retry
     cycle. An endpoint disabled by 410 is re-enabled by this explicit request."""
     delivery = await repository.get_owned(session, delivery_id, api_key_id)
@@ -111,8 +116,9 @@ async def redeliver(session: AsyncSession, delivery_id: str, api_key_id: str) ->
     delivery.claimed_at = None
     delivery.cycle_offset = delivery.attempts
     delivery.updated_at = now
-    await session.flush()
-    return delivery
+    await session.commit()
+    attempts = await repository.attempts_of(session, [delivery.id])
+    return to_read(delivery, attempts.get(delivery.id, []))
 
 
 def secret_read(key: ApiKey) -> WebhookSecretRead:
@@ -125,8 +131,12 @@ def secret_read(key: ApiKey) -> WebhookSecretRead:
     )
 
 
-def rotate_secret(box: SecretBox, key: ApiKey, overlap_s: float) -> WebhookSecretRotated:
+async def rotate_secret(
+    session: AsyncSession, box: SecretBox, key: ApiKey, overlap_s: float
+) -> WebhookSecretRotated:
+    """A new signing secret for ``key`` (the previous one signs too for ``overlap_s``)."""
     secret = signing.rotate(box, key, overlap_s)
+    await session.commit()
     return WebhookSecretRotated(**secret_read(key).model_dump(), secret=secret)
 
 

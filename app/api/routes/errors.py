@@ -5,7 +5,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.api.deps import AdminKey, SessionDep
-from app.error_group import repository
 from app.error_group import service as error_service
 from app.error_group.schemas import ErrorGroupRead
 
@@ -19,12 +18,11 @@ async def list_error_groups(
     status: Literal["open", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> list[ErrorGroupRead]:
-    groups = await repository.list_groups(session, status, limit)
+    groups = await error_service.list_groups(session, status, limit)
     return [ErrorGroupRead.model_validate(g) for g in groups]
 
 
 @router.post("/{key}/resolve", response_model=ErrorGroupRead)
 async def resolve_error_group(key: str, _: AdminKey, session: SessionDep) -> ErrorGroupRead:
     group = await error_service.resolve(session, key)
-    await session.commit()
     return ErrorGroupRead.model_validate(group)

@@ -9,9 +9,6 @@ from app.api.deps import CurrentKey, ServicesDep, SessionDep
 from app.job import service
 from app.job.models import JobStatus, TaskStatus
 from app.job.schemas import JobCreate, JobPage, JobRead, ResultPage
-from app.job.tasks import publish_tasks
-from app.proxy.repository import PoolRegistry
-from app.telemetry import current_traceparent
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -38,16 +35,13 @@ async def submit_job(
 ) -> JobRead:
     submitted = await service.submit(
         session,
+        services.publisher,
         api_key_id=key.id,
         payload=payload,
         idempotency_key=idempotency_key,
         settings=services.settings,
-        traceparent=current_traceparent(),
-        pools=PoolRegistry(session),
     )
-    if submitted.created:
-        await publish_tasks(services.db, services.publisher, submitted.task_ids)
-    else:
+    if not submitted.created:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/jobs/{submitted.job.id}"
     return service.to_read(submitted.job)
