@@ -34,7 +34,7 @@ from otel.export_stats import export_failures
 from otel.http_client import traced_transport
 from otel.instrument import instrument_redis, instrument_sqlalchemy
 from otel.logs import configure_logging
-from otel.metrics import DURATION_BUCKETS_S, safe_attr
+from otel.metrics import DURATION_BUCKETS_S, meter, safe_attr
 from otel.redact import redact_text, redact_url, redact_value
 from otel.runtime import LoopMonitor, instrument_runtime
 from otel.sentry import close_sentry, init_sentry
@@ -58,6 +58,7 @@ __all__ = [
     "instrument_redis",
     "instrument_runtime",
     "instrument_sqlalchemy",
+    "meter",
     "prometheus_exposition",
     "record_exception",
     "redact_text",

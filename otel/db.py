@@ -119,7 +119,8 @@ class _Instruments:
 
 _lock = threading.Lock()
 _engines: dict[int, _Engine] = {}
-_instruments: tuple[int, _Instruments] | None = None
+# Keyed by the provider object, never its id() (a new provider may reuse a collected one's id).
+_instruments: tuple[metrics.MeterProvider, _Instruments] | None = None
 
 
 def _current() -> _Instruments:
@@ -127,10 +128,10 @@ def _current() -> _Instruments:
     global _instruments
     provider = metrics.get_meter_provider()
     cached = _instruments
-    if cached is not None and cached[0] == id(provider):
+    if cached is not None and cached[0] is provider:
         return cached[1]
     with _lock:
-        if _instruments is not None and _instruments[0] == id(provider):
+        if _instruments is not None and _instruments[0] is provider:
             return _instruments[1]
         meter = provider.get_meter(_SCOPE)
         meter.create_observable_up_down_counter(
@@ -172,7 +173,7 @@ def _current() -> _Instruments:
         )
         for state in _engines.values():  # engines instrumented under a previous provider
             made.timeouts.add(0, {POOL: state.name})
-        _instruments = (id(provider), made)
+        _instruments = (provider, made)
         return made
 
 

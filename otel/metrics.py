@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TypeVar
 
-from opentelemetry.sdk.metrics import Histogram, ObservableCounter
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter, NoOpMeter
+from opentelemetry.sdk.metrics import Histogram, MeterProvider, ObservableCounter
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "HTTP_CLIENT_ATTRIBUTE_KEYS",
     "HTTP_METHODS",
     "default_views",
+    "meter",
     "normalize_method",
     "safe_attr",
 ]
@@ -78,6 +81,19 @@ def normalize_method(method: str | bytes | None) -> str:
     if not method:
         return OTHER
     return str(safe_attr(method.upper(), HTTP_METHODS))
+
+
+def meter(name: str) -> Meter:
+    """``name``'s meter on the installed meter provider, or a no-op meter until one is
+    installed (:func:`otel.configure`).
+
+    Not OpenTelemetry's placeholder: an instrument made on it is re-created, callbacks and all,
+    on every provider installed later, and there it shadows the same instrument made for that
+    provider (whose callbacks are then never called)."""
+    provider = metrics.get_meter_provider()
+    if isinstance(provider, MeterProvider):
+        return provider.get_meter(name)
+    return NoOpMeter(name)
 
 
 def _seconds() -> ExplicitBucketHistogramAggregation:

@@ -17,7 +17,6 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from pydantic import ValidationError
 
@@ -199,7 +198,7 @@ class HealthService:
         """Export ``trawl.health.component.status`` and ``trawl.health.status`` gauges
         (1 healthy, 0.5 degraded, 0 unhealthy) from the last results. Call once per
         process; the callbacks do no I/O and stop reporting once the service is gone."""
-        meter = meter or metrics.get_meter("trawl.health")
+        meter = meter or otel.meter("trawl.health")
         ref = weakref.ref(self)
 
         def components(_options: CallbackOptions) -> Iterator[Observation]:

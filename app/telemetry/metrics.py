@@ -441,9 +441,9 @@ def outcome(value: str) -> str:
 
 
 def meter() -> metrics.Meter:
-    """The ``trawl`` meter of the current global provider: every ``trawl.*`` instrument of the
-    app lives on it (one instrumentation scope)."""
-    return metrics.get_meter_provider().get_meter("trawl")
+    """The ``trawl`` meter of the installed provider (a no-op one before ``otel.configure``):
+    every ``trawl.*`` instrument of the app lives on it (one instrumentation scope)."""
+    return otel.meter("trawl")
 
 
 def counter(meter: metrics.Meter, name: str) -> metrics.Counter:
@@ -541,13 +541,15 @@ class BusinessMetrics:
             sources[owner] = source
 
 
-_cache: tuple[int, BusinessMetrics] | None = None
+# Keyed by the provider object itself, never its id(): a new provider may reuse the id of one
+# that was collected, and would then be handed instruments that export nowhere.
+_cache: tuple[metrics.MeterProvider, BusinessMetrics] | None = None
 
 
 def instruments() -> BusinessMetrics:
     """The instruments for the current global meter provider (rebuilt if it changed)."""
     global _cache
     provider = metrics.get_meter_provider()
-    if _cache is None or _cache[0] != id(provider):
-        _cache = (id(provider), BusinessMetrics(meter()))
+    if _cache is None or _cache[0] is not provider:
+        _cache = (provider, BusinessMetrics(meter()))
     return _cache[1]

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import Observation
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import otel
 from otel import _setup
@@ -114,6 +116,33 @@ def test_bad_config_falls_back_to_noop(
     try:
         assert not tel.enabled
         assert "running without telemetry" in caplog.text
+    finally:
+        _setup.reset()
+
+
+def test_a_meter_taken_before_configure_leaves_no_instrument_behind() -> None:
+    """OpenTelemetry's placeholder provider re-creates its instruments, callbacks and all, on
+    every provider installed later, where they shadow the instruments made for that provider:
+    ``otel.meter`` hands out a no-op meter until a provider is installed."""
+    _setup.reset()
+    early = otel.meter("trawl.test.early")
+    early.create_observable_gauge("trawl.test.value", callbacks=[lambda _o: [Observation(1)]])
+    reader = InMemoryMetricReader()
+    otel.configure("svc", service_version="1", metric_readers=[reader])
+    try:
+        later = otel.meter("trawl.test.early")
+        later.create_observable_gauge("trawl.test.value", callbacks=[lambda _o: [Observation(2)]])
+        data = reader.get_metrics_data()
+        assert data is not None
+        values = [
+            p.value
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "trawl.test.value"
+            for p in m.data.data_points  # type: ignore[attr-defined]
+        ]
+        assert values == [2]
     finally:
         _setup.reset()
 
