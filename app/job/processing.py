@@ -285,7 +285,7 @@ async def _settle(
         await session.rollback()
         log.warning("task no longer ours; outcome dropped", extra={"trawl.task.id": task.id})
         return
-    finished = None if retry else await _count(session, task.job_id, values["status"])
+    finished = None if retry else await _on_final_status(session, task.job_id, values["status"])
     await session.commit()
     telemetry.attempt_settled(verdict.outcome.value, final=not retry, attempts=task.attempt + 1)
     if finished is not None:
@@ -310,14 +310,18 @@ def _final_status(outcome: Outcome) -> TaskStatus:
     return TaskStatus.FAILED
 
 
-async def _count(session: AsyncSession, job_id: str, status: TaskStatus) -> Job | None:
-    finished = await repository.count_tasks(
+async def _on_final_status(session: AsyncSession, job_id: str, status: TaskStatus) -> Job | None:
+    """A task reached ``status`` (final), in the caller's transaction: count it on its job; if
+    it was the job's last task, finish the job and write its webhook event. Returns the job
+    this call finished, else ``None``."""
+    await repository.add_finished_tasks(
         session,
         job_id,
         succeeded=int(status == TaskStatus.SUCCEEDED),
         failed=int(status == TaskStatus.FAILED),
         cancelled=int(status == TaskStatus.CANCELLED),
     )
+    finished = await repository.finish_job_if_done(session, job_id)
     await events.on_finished(session, finished)  # outbox, same transaction
     return finished
 
@@ -334,7 +338,7 @@ async def _settle_exhausted(session: AsyncSession, task: Task) -> None:
             "error": {"outcome": outcome, "message": "worker lost during the last attempt"},
         },
     )
-    finished = await _count(session, task.job_id, TaskStatus.FAILED) if done else None
+    finished = await _on_final_status(session, task.job_id, TaskStatus.FAILED) if done else None
     await session.commit()
     if done:
         telemetry.attempt_settled(outcome, final=True, attempts=task.attempt)

@@ -250,7 +250,8 @@ async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
         job.status = JobStatus.CANCELLING
         await session.flush()
     cancelled = await repository.cancel_queued_tasks(session, job.id)
-    finished = await repository.count_tasks(session, job.id, cancelled=cancelled)
+    await repository.add_finished_tasks(session, job.id, cancelled=cancelled)
+    finished = await repository.finish_job_if_done(session, job.id)
     await events.on_finished(session, finished)  # outbox, same transaction
     await session.commit()
     await session.refresh(job)
