@@ -52,6 +52,45 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+#: The direct client's connection pool (across all target sites).
+DIRECT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
+
+def worker_context(
+    settings: Settings,
+    db: Database,
+    redis: Redis,
+    rotator: ProxyRotator,
+    ssrf: SsrfPolicy,
+    worker_id: str,
+) -> WorkerContext:
+    """How this worker runs tasks: politeness shared in Redis, and its way out: a direct client
+    that checks every hop against the SSRF policy and connects to the checked address (traced,
+    without sending trace context to the site), or a proxy of the job's pool."""
+    direct = make_client(
+        settings.user_agent,
+        transport=otel.traced_transport(egress_transport(ssrf, limits=DIRECT_LIMITS)),
+    )
+    return WorkerContext(
+        settings=settings,
+        db=db,
+        politeness=Politeness(
+            redis,
+            settings.redis_prefix,
+            concurrency=settings.domain_concurrency,
+            rate_per_s=settings.domain_rate_per_s,
+        ),
+        http=direct,
+        worker_id=worker_id,
+        egress=Egress(
+            direct=direct,
+            guard=ssrf,
+            rotator=rotator,
+            clients=ProxyClients.for_user_agent(settings.user_agent),
+        ),
+    )
+
+
 class Worker:
     def __init__(self, settings: Settings, redis_url: str, worker_id: str | None = None) -> None:
         self.settings = settings
@@ -68,39 +107,15 @@ class Worker:
             consumer_name=self.worker_id,
         )
         self.publisher = Publisher(self.broker)
-        # Direct fetches: every hop checked by the SSRF policy and the connection pinned to the
-        # checked address; traced without sending trace context to the site.
         ssrf = SsrfPolicy.from_settings(settings)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        direct = make_client(
-            settings.user_agent,
-            transport=otel.traced_transport(egress_transport(ssrf, limits=limits)),
-        )
         self.rotator = ProxyRotator(self.db, self.redis, settings)
-        self.ctx = WorkerContext(
-            settings=settings,
-            db=self.db,
-            politeness=Politeness(
-                self.redis,
-                settings.redis_prefix,
-                concurrency=settings.domain_concurrency,
-                rate_per_s=settings.domain_rate_per_s,
-            ),
-            http=direct,
-            worker_id=self.worker_id,
-            egress=Egress(
-                direct=direct,
-                guard=ssrf,
-                rotator=self.rotator,
-                clients=ProxyClients.for_user_agent(settings.user_agent),
-            ),
-        )
+        self.ctx = worker_context(settings, self.db, self.redis, self.rotator, ssrf, self.worker_id)
+        register_handler(self.broker, tasks.make_handler(self.ctx))
         self.webhooks = (
             WebhookDispatcher(self.db, settings, policy=ssrf)
             if settings.webhook_delivery_enabled
             else None
         )
-        register_handler(self.broker, tasks.make_handler(self.ctx))
         self.tracker = ErrorTracker(self.db, settings.error_flush_interval_s)
         self._stopping = asyncio.Event()
         self._leader = False

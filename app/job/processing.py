@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -237,16 +237,33 @@ async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
     return Attempt(result.verdict, result, data)
 
 
-async def _settle(
-    ctx: WorkerContext, session: AsyncSession, task: Task, job: Job, attempt: Attempt
-) -> None:
-    now = utcnow()
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How an attempt ends, computed before anything is written: the task row's new values,
+    and whether the task goes back to the queue (``retry``) or is final (``status``)."""
+
+    verdict: Verdict
+    retry: bool
+    status: TaskStatus
+    values: dict[str, Any]
+
+
+def settlement(
+    attempt: Attempt,
+    *,
+    number: int,
+    max_attempts: int,
+    cancel_requested: bool,
+    now: datetime,
+    settings: Settings,
+) -> Settlement:
+    """The outcome of attempt ``number`` (1-based) of ``max_attempts``. A cancel requested
+    while it fetched wins over whatever the fetch found; a retryable verdict with attempts
+    left goes back to the queue after the backoff (or the site's ``Retry-After``)."""
     verdict = attempt.verdict
-    fetched = attempt.fetched
-    # A cancel that arrived while we fetched wins over whatever the fetch found.
-    fresh = await session.get(Job, job.id, populate_existing=True)
-    if fresh is not None and fresh.cancel_requested_at is not None:
+    if cancel_requested:
         verdict = Verdict(Outcome.CANCELLED, False, "job cancelled")
+    fetched = attempt.fetched
     values: dict[str, Any] = {
         "last_outcome": verdict.outcome.value,
         "http_status": fetched.status_code if fetched else None,
@@ -254,14 +271,14 @@ async def _settle(
         "response_bytes": len(fetched.body) if fetched else None,
         "heartbeat_at": now,
     }
-    retry = verdict.retryable and task.attempt + 1 < task.max_attempts
-    if retry:
+    error = {"outcome": verdict.outcome.value, "message": verdict.reason}
+    if verdict.retryable and number < max_attempts:
         delay = retry_delay(
-            task.attempt + 1,
-            base_s=ctx.settings.backoff_base_s,
-            cap_s=ctx.settings.backoff_cap_s,
+            number,
+            base_s=settings.backoff_base_s,
+            cap_s=settings.backoff_cap_s,
             retry_after_s=fetched.retry_after_s if fetched else None,
-            retry_after_cap_s=ctx.settings.retry_after_cap_s,
+            retry_after_cap_s=settings.retry_after_cap_s,
         )
         values.update(
             status=TaskStatus.QUEUED,
@@ -269,25 +286,47 @@ async def _settle(
             dispatched_at=None,
             next_attempt_at=now + timedelta(seconds=delay),
             enqueued_at=now,
-            error={"outcome": verdict.outcome.value, "message": verdict.reason},
+            error=error,
         )
-    else:
-        status = _final_status(verdict.outcome)
-        values.update(
-            status=status,
-            finished_at=now,
-            data=attempt.data,
-            error=None
-            if status == TaskStatus.SUCCEEDED
-            else {"outcome": verdict.outcome.value, "message": verdict.reason},
-        )
-    if not await repository.settle_running_task(session, task.id, ctx.worker_id, values):
+        return Settlement(verdict, True, TaskStatus.QUEUED, values)
+    status = _final_status(verdict.outcome)
+    values.update(
+        status=status,
+        finished_at=now,
+        data=attempt.data,
+        error=None if status == TaskStatus.SUCCEEDED else error,
+    )
+    return Settlement(verdict, False, status, values)
+
+
+async def _settle(
+    ctx: WorkerContext, session: AsyncSession, task: Task, job: Job, attempt: Attempt
+) -> None:
+    """One transaction: write the attempt's settlement if this worker still owns the task, and
+    when the task is final, count it on its job (which may finish the job)."""
+    fresh = await session.get(Job, job.id, populate_existing=True)
+    settled = settlement(
+        attempt,
+        number=task.attempt + 1,  # the claim counted this attempt in SQL, not on ``task``
+        max_attempts=task.max_attempts,
+        cancel_requested=fresh is not None and fresh.cancel_requested_at is not None,
+        now=utcnow(),
+        settings=ctx.settings,
+    )
+    if not await repository.settle_running_task(session, task.id, ctx.worker_id, settled.values):
         await session.rollback()
         log.warning("task no longer ours; outcome dropped", extra={"trawl.task.id": task.id})
         return
-    finished = None if retry else await _on_final_status(session, task.job_id, values["status"])
+    finished = (
+        None if settled.retry else await _on_final_status(session, task.job_id, settled.status)
+    )
     await session.commit()
-    telemetry.attempt_settled(verdict.outcome.value, final=not retry, attempts=task.attempt + 1)
+    _report(task, settled, finished)
+
+
+def _report(task: Task, settled: Settlement, finished: Job | None) -> None:
+    outcome = settled.verdict.outcome.value
+    telemetry.attempt_settled(outcome, final=not settled.retry, attempts=task.attempt + 1)
     if finished is not None:
         telemetry.job_finished(finished)
     log.info(
@@ -295,8 +334,8 @@ async def _settle(
         extra={
             "trawl.task.id": task.id,
             "trawl.job.id": task.job_id,
-            "trawl.outcome": verdict.outcome.value,
-            "trawl.task.retry": retry,
+            "trawl.outcome": outcome,
+            "trawl.task.retry": settled.retry,
             "trawl.task.attempt": task.attempt + 1,
         },
     )
