@@ -35,7 +35,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observati
 from otel.errors import type_name
 from otel.metrics import DURATION_BUCKETS_S
 
-__all__ = ["OPERATIONS", "instrument_engine", "pool_name"]
+__all__ = ["OPERATIONS", "instrument_engine", "operation_name", "pool_name"]
 
 _log = logging.getLogger("otel")
 _SCOPE = "otel.db"
@@ -89,7 +89,8 @@ def pool_name(engine: Any) -> str:
     return f"{url.drivername}://{host}/{url.database or ''}"
 
 
-def _operation(statement: str) -> str:
+def operation_name(statement: str) -> str:
+    """``db.operation.name``: the statement's first keyword, from :data:`OPERATIONS`."""
     head = statement.lstrip(" \t\r\n(").split(None, 1)
     word = head[0].upper() if head else ""
     return word if word in OPERATIONS else "_OTHER"
@@ -254,7 +255,7 @@ def _listen(sync_engine: Any, state: _Engine) -> None:
             if started is None:
                 return
             setattr(context, _START, None)
-            attrs = {SYSTEM: state.system, OPERATION: _operation(str(statement or ""))}
+            attrs = {SYSTEM: state.system, OPERATION: operation_name(str(statement or ""))}
             if error is not None:
                 attrs[ERROR] = type_name(error)
             _current().duration.record(time.perf_counter() - started, attrs)

@@ -33,6 +33,7 @@ from app.main import create_app
 from app.settings import Settings
 from app.worker import Worker
 from tests.conftest import ADMIN_KEY, make_settings
+from tests.support.wait import eventually
 
 TIMEOUT_S = 0.5
 BUDGET_S = 3.0  # timeout + a generous margin: proves "does not hang", nothing more
@@ -355,13 +356,13 @@ async def test_detailed_counts_workers_with_a_fresh_heartbeat(
     worker: Worker, swap: Swap, settings: Settings
 ) -> None:
     service = swap.build()
-    deadline = time.monotonic() + 10
-    while True:
+
+    async def healthy_workers() -> Any:
         workers = (await service.check(["workers"]))["workers"]
-        if workers.status is HealthStatus.HEALTHY or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
-    assert workers.status is HealthStatus.HEALTHY, workers
+        assert workers.status is HealthStatus.HEALTHY, workers
+        return workers
+
+    workers = await eventually(healthy_workers, what="a worker heartbeat")
     count = workers.data["count"]
     assert isinstance(count, int) and count >= 1
     # the same worker keeps its container healthcheck file fresh
@@ -494,9 +495,12 @@ async def test_a_check_that_never_returns_is_unhealthy_within_the_timeout(swap: 
     assert elapsed < 0.4  # not started again while the previous run is still stuck
     assert "previous check still hung" in second["webhook_outbox"].detail
     release.set()
-    await asyncio.sleep(0.05)
-    third = await service.check(["webhook_outbox"])
-    assert third["webhook_outbox"].status is HealthStatus.HEALTHY
+
+    async def recovered() -> bool:
+        third = await service.check(["webhook_outbox"])
+        return third["webhook_outbox"].status is HealthStatus.HEALTHY
+
+    await eventually(recovered, what="the check to run again once the stuck one ended")
 
 
 async def test_a_failing_check_is_unhealthy_with_a_redacted_detail(swap: Swap) -> None:

@@ -43,6 +43,7 @@ from otel import _setup, runtime
 from otel.db import instrument_engine
 from tests.support.otlp_receiver import Receiver, serve
 from tests.support.prom_translate import Family, prw_series
+from tests.support.wait import eventually, eventually_blocking
 
 ALL_SPECS = CATALOGUE + INSTRUMENTATION
 #: Labels that identify the process differently on each path (docs/telemetry.md).
@@ -188,7 +189,8 @@ def test_a_real_process_exposes_the_same_names_on_both_paths(two_paths: TwoPaths
             await conn.execute(text("SELECT 1"))
         monitor = otel.LoopMonitor(interval_s=0.05)
         monitor.start()
-        await asyncio.sleep(0.2)
+        started = time.time()  # after start(), which stamps a first tick itself
+        await eventually(lambda: monitor.last_tick > started, what="a loop monitor tick")
         otlp = _otlp(two_paths.export())
         scraped = _scraped(two_paths.scrape())
         await monitor.stop()
@@ -263,9 +265,7 @@ def test_runtime_and_database_instruments_match_their_specs(
         monitor = otel.LoopMonitor(interval_s=0.05)
         monitor.start()
         started = time.time()
-        deadline = time.monotonic() + 10
-        while monitor.last_tick <= started and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: monitor.last_tick > started, what="a loop monitor tick")
         emitted = _emitted(reader)
         await monitor.stop()
         await engine.dispose()
@@ -330,10 +330,8 @@ def test_the_heartbeat_stops_on_both_paths_while_the_loop_is_blocked(
             return scraped, pushed[0]
 
         started = time.time()
-        deadline = time.monotonic() + 10
-        while min(ticks()) <= started:  # healthy: both paths show ticks after `started`
-            assert time.monotonic() < deadline, "the loop monitor never ticked"
-            time.sleep(0.05)
+        # healthy: both paths show ticks after `started`
+        eventually_blocking(lambda: min(ticks()) > started, what="the loop monitor to tick")
 
         entered, released = threading.Event(), threading.Event()
 
@@ -345,17 +343,14 @@ def test_the_heartbeat_stops_on_both_paths_while_the_loop_is_blocked(
         assert entered.wait(10)
         blocked_at = time.time()
         first = ticks()
-        while time.time() < blocked_at + 0.5:  # let the wall clock move on
-            time.sleep(0.05)
+        # let the wall clock move on
+        eventually_blocking(lambda: time.time() > blocked_at + 0.5, what="half a second")
         second = ticks()  # both paths still answer (the SDK's threads) ...
         assert first == second  # ... with a tick that no longer moves ...
         assert first[0] == first[1] <= blocked_at  # ... the same on both paths
         released.set()
 
-        deadline = time.monotonic() + 10
-        while min(ticks()) <= blocked_at:  # ticking again
-            assert time.monotonic() < deadline, "the loop monitor did not resume"
-            time.sleep(0.05)
+        eventually_blocking(lambda: min(ticks()) > blocked_at, what="the loop monitor to resume")
     finally:
         asyncio.run_coroutine_threadsafe(monitor.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

@@ -3,7 +3,6 @@ loopback target site."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 import uuid
@@ -24,7 +23,7 @@ from app.fetch.client import FetchPolicy
 from app.fetch.outcome import Outcome
 from app.proxy import service as proxy_service
 from app.proxy.egress import Egress, ProxyClients
-from app.proxy.health import ProxyState, Signal
+from app.proxy.health import ProxyState, Signal, now_ms
 from app.proxy.metrics import ProxyMetrics
 from app.proxy.models import Strategy
 from app.proxy.rotator import ProxyRotator, RotationReason
@@ -34,6 +33,7 @@ from app.settings import Settings
 from tests.conftest import make_settings
 from tests.support.forward_proxy import ForwardProxy, closed_port
 from tests.support.target_site import TargetSite
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -102,6 +102,11 @@ async def add_pool(
     return pool, ids
 
 
+async def available(rotator: ProxyRotator, proxy_id: str) -> bool:
+    """The proxy's cooldown is over (read from the shared health, no selection made)."""
+    return (await rotator.health.read([proxy_id]))[proxy_id].available(now_ms())
+
+
 def fake_urls(n: int) -> list[str]:
     return [f"http://127.0.0.1:{closed_port()}" for _ in range(n)]
 
@@ -133,9 +138,9 @@ async def test_health_weighted_prefers_best_score(
     rotator: ProxyRotator, db: Database, psettings: Settings
 ) -> None:
     pool, ids = await add_pool(db, psettings, fake_urls(2), Strategy.HEALTH_WEIGHTED)
-    await rotator.health.record(ids[0], Signal.FAILURE)  # score 0.8, cooling down 0.3 s
-    await asyncio.sleep(0.35)  # available again, but with a worse score
-    picks = set()
+    await rotator.health.record(ids[0], Signal.FAILURE)  # score 0.8, cooling down ~0.3 s
+    await eventually(lambda: available(rotator, ids[0]), what="the cooldown to end")
+    picks = set()  # available again, but with a worse score
     for i in range(20):
         sel = await rotator.select(pool, job_id=f"h{i}", domain="d")
         assert sel is not None
@@ -158,7 +163,7 @@ async def test_banned_proxy_cools_down_then_recovers(
         sel = await rotator.select(pool, job_id=f"other{i}", domain="d")
         assert sel is not None and sel.proxy_id == ids[1]
     assert (await rotator.snapshot())[pool]["cooling_down"] == 1
-    await asyncio.sleep(0.35)
+    await eventually(lambda: available(rotator, ids[0]), what="the cooldown to end")
     back = {(await rotator.select(pool, job_id=f"x{i}", domain="d")) for i in range(2)}
     assert {s.proxy_id for s in back if s} == set(ids)
     recovered = await rotator.report(first, Outcome.SUCCESS)
@@ -181,7 +186,7 @@ async def test_backoff_grows_and_dead_after_consecutive_failures(
     assert h.state == ProxyState.DEAD and h.failures == 3
     assert await rotator.select(pool, job_id="j2", domain="d") is None  # fail closed
     assert (await rotator.snapshot())[pool]["dead"] == 1
-    await asyncio.sleep(max(0.0, h.cooldown_until_ms / 1000 - time.time()) + 0.05)
+    await eventually(lambda: available(rotator, _pid), what="the dead proxy's retry time")
     probe = await rotator.select(pool, job_id="j3", domain="d")  # one probe after the long wait
     assert probe is not None
     assert (await rotator.report(probe, Outcome.SUCCESS)).state == ProxyState.HEALTHY

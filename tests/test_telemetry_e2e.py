@@ -35,6 +35,7 @@ from otel import _setup
 from tests.conftest import ADMIN_KEY, Databases, make_settings
 from tests.helpers import job_body, wait_job
 from tests.support.target_site import TargetSite
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 NOT_EXERCISED = ("trawl.proxy.", "trawl.webhook.", "trawl.telemetry.")
@@ -149,14 +150,26 @@ async def test_one_trace_per_job_request_and_linked_retry(
     assert r.status_code == 202
     job_id = r.json()["id"]
     await wait_job(stack.client, job_id)
-    await asyncio.sleep(0.2)
-    spans = telemetry.finished()
+    stream = f"{stack.settings.redis_prefix}:tasks"  # the real stream: the destination
+
+    def both_attempts_stored() -> list[ReadableSpan]:
+        spans = telemetry.finished()
+        stored = {s.parent.span_id for s in spans if s.name == "store" and s.parent}
+        done = [
+            s
+            for s in spans
+            if s.name == f"process {stream}"
+            and s.attributes.get("trawl.job.id") == job_id
+            and s.context.span_id in stored
+        ]
+        return spans if len(done) == 2 else []
+
+    spans = await eventually(both_attempts_stored, what="both attempts' spans")
     server = _one(spans, "POST /v1/jobs")
     assert server.kind == SpanKind.SERVER
     assert server.attributes["http.route"] == "/v1/jobs"
     assert server.attributes["http.response.status_code"] == 202
     request_trace = _trace(spans, server.context.trace_id)
-    stream = f"{stack.settings.redis_prefix}:tasks"  # the real stream: the destination
     producer = _one(request_trace, f"send {stream}")
     assert producer.kind == SpanKind.PRODUCER
     assert producer.attributes["messaging.destination.name"] == stream
@@ -284,13 +297,17 @@ async def test_every_catalogue_metric_with_unit_and_attributes(
     await _stale_running_task(stack, site)
     # whichever reaper gets there first (the worker's loop or this call) counts it
     await job_tasks.reap(stack.worker.db, stack.settings.stale_after_s)
-    await asyncio.sleep(0.6)  # gauges sampled, error groups flushed
-    found = _metrics(telemetry.reader)
     # This scenario uses no proxy, no webhook and loses no telemetry: those instruments are
     # checked against their specs in tests/test_telemetry_docs.py.
     exercised = [s for s in CATALOGUE if not s.name.startswith(NOT_EXERCISED)]
-    missing = [spec.name for spec in exercised if spec.name not in found]
-    assert missing == []
+
+    def all_reported() -> dict[str, Any]:  # once gauges are sampled and error groups flushed
+        found = _metrics(telemetry.reader)
+        missing = [spec.name for spec in exercised if spec.name not in found]
+        assert missing == []
+        return found
+
+    found = await eventually(all_reported, what="every exercised catalogue metric")
     for spec in exercised:
         [metric] = found[spec.name][:1]
         assert metric.unit == spec.unit, spec.name
@@ -342,10 +359,15 @@ async def test_errors_are_grouped_and_regressions_seen(stack: Stack, telemetry: 
         assert r.headers["content-type"] == "application/problem+json"
         assert "value-" not in r.text  # no internals in the response
         assert r.headers["x-request-id"] == f"req-{i}"
-    await asyncio.sleep(0.4)
-    groups = (await stack.client.get("/v1/errors")).json()
-    [group] = [g for g in groups if g["last_context"].get("route") == "/test/boom"]
-    assert group["count"] >= 3 and group["status"] == "open"
+
+    async def flushed() -> dict[str, Any]:
+        groups = (await stack.client.get("/v1/errors")).json()
+        boom = [g for g in groups if g["last_context"].get("route") == "/test/boom"]
+        assert len(boom) == 1 and boom[0]["count"] >= 3, boom
+        return dict(boom[0])
+
+    group = await eventually(flushed, what="the error group flushed")
+    assert group["status"] == "open"
     assert group["error_type"] == "RuntimeError"
     assert group["last_context"]["route"] == "/test/boom"
     assert group["last_context"]["request_id"] == "req-2"
@@ -365,10 +387,14 @@ async def test_errors_are_grouped_and_regressions_seen(stack: Stack, telemetry: 
     resolved = await stack.client.post(f"/v1/errors/{group['key']}/resolve")
     assert resolved.json()["status"] == "resolved"
     await stack.client.get("/test/boom")
-    await asyncio.sleep(0.4)
-    again = (await stack.client.get("/v1/errors", params={"status": "open"})).json()
-    [reopened] = [g for g in again if g["key"] == group["key"]]
-    assert reopened["regressions"] == 1
+
+    async def reopened() -> dict[str, Any]:
+        again = (await stack.client.get("/v1/errors", params={"status": "open"})).json()
+        found = [g for g in again if g["key"] == group["key"]]
+        assert len(found) == 1, "the group is not open again yet"
+        return dict(found[0])
+
+    assert (await eventually(reopened, what="the group reopened"))["regressions"] == 1
     kinds = {
         dict(p.attributes)["trawl.error.kind"]
         for p in _metrics(telemetry.reader)["trawl.errors.groups"][0].data.data_points
@@ -388,10 +414,18 @@ async def test_logs_are_json_with_trace_ids_of_exported_spans(
     )
     job_id = r.json()["id"]
     await wait_job(stack.client, job_id)
-    await asyncio.sleep(0.1)
-    out = capsys.readouterr().out
-    # capsys closes its stream after the test: later lines go to the process's stdout
-    otel.configure_logging("INFO", stream=sys.__stdout__)
+    captured: list[str] = []
+
+    def settle_logged() -> bool:
+        captured.append(capsys.readouterr().out)
+        return any("task attempt settled" in line and job_id in line for line in captured)
+
+    try:
+        await eventually(settle_logged, what="the settle log line")
+    finally:
+        # capsys closes its stream after the test: later lines go to the process's stdout
+        otel.configure_logging("INFO", stream=sys.__stdout__)
+    out = "".join(captured)
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert records
     for rec in records:
@@ -467,22 +501,24 @@ async def test_webhook_delivered_by_the_worker_signed_and_traced(
         )
         job_id = r.json()["id"]
         await wait_job(stack.client, job_id)
-        deadline = asyncio.get_running_loop().time() + 15
-        while not receiver.hits("/ok") and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        [hit] = receiver.hits("/ok")
+        [hit] = await eventually(lambda: receiver.hits("/ok"), 15, what="the webhook delivery")
         event = verify(secret, hit)  # an independent Standard Webhooks verifier
         assert event["type"] == "job.completed" and event["data"]["job_id"] == job_id
         for name in ("traceparent", "tracestate", "baggage", "x-request-id", "authorization"):
             assert name not in {k.lower() for k in hit.headers}
-        status = None
-        while status != "succeeded" and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)  # the receiver answered; the attempt is being recorded
+
+        async def recorded() -> bool:  # the receiver answered; the attempt is being recorded
             listed = (await stack.client.get(f"/v1/jobs/{job_id}/webhook-deliveries")).json()
-            status = listed["items"][0]["status"]
-        assert status == "succeeded"
-        await asyncio.sleep(0.1)
-        spans = telemetry.finished()
+            return bool(listed["items"][0]["status"] == "succeeded")
+
+        await eventually(recorded, 15, what="the delivery recorded as succeeded")
+
+        def delivered_span() -> list[ReadableSpan]:
+            spans = telemetry.finished()
+            names = {s.name for s in spans if s.attributes.get("trawl.job.id") == job_id}
+            return spans if "trawl.webhook deliver" in names else []
+
+        spans = await eventually(delivered_span, what="the delivery's span")
         stream = f"{stack.settings.redis_prefix}:tasks"
         consumer = _one(spans, f"process {stream}", **{"trawl.job.id": job_id})
         request_trace = _trace(spans, consumer.context.trace_id)

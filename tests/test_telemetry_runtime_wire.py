@@ -24,7 +24,8 @@ from tests.helpers import job_body
 from tests.support.otlp_receiver import Receiver, attrs, serve
 from tests.support.prom_translate import Family, prw_series
 from tests.support.target_site import TargetSite
-from tests.test_telemetry_wire import _env, _free_port, _process, _stop, _wait_for
+from tests.support.wait import eventually_blocking
+from tests.test_telemetry_wire import _env, _free_port, _process, _stop
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ def _wait_up(client: httpx.Client, proc: Any, log: Path) -> None:
             assert proc.poll() is None, log.read_text()[-3000:]
             return False
 
-    _wait_for("the API to answer", up, timeout_s=60)
+    eventually_blocking(up, 60, what="the API to answer")
 
 
 def _assert_precreated(first: list[Any], role: str) -> None:
@@ -118,10 +119,10 @@ def test_first_exports_hold_the_alerted_series_and_the_api_reports_the_queue_alo
             _wait_up(client, api, api_log)
             with _process(["-m", "app.worker"], env, worker_log) as worker:
                 for service, role in (("trawl-api", "api"), ("trawl-worker", "worker")):
-                    first = _wait_for(
-                        f"the first metrics export of {service}",
+                    first = eventually_blocking(
                         lambda s=service: _metric_requests(receiver, s)[:1],
-                        timeout_s=60,
+                        60,
+                        what=f"the first metrics export of {service}",
                     )
                     _assert_precreated(first, role)
                 assert _stop(worker) == 0, worker_log.read_text()[-3000:]
@@ -150,7 +151,7 @@ def test_first_exports_hold_the_alerted_series_and_the_api_reports_the_queue_alo
                     return points  # ... and the API's loop heartbeat moved on since the submit
                 return None
 
-            points = _wait_for("queue gauges from the API", queue_seen, timeout_s=30)
+            points = eventually_blocking(queue_seen, 30, what="queue gauges from the API")
             assert next(v for _, v in points["trawl.queue.stream.length"]) >= 1
             assert "trawl.queue.stream.pending" in points
             active = {a["trawl.job.status"]: v for a, v in points["trawl.job.active"]}
@@ -219,21 +220,22 @@ def test_make_run_serves_each_process_on_its_own_port_with_the_otlp_names(
             r = client.post("/v1/jobs", json=job_body([site.url("/page/3")]))
             assert r.status_code == 202, r.text
             job_id = r.json()["id"]
-            _wait_for(
-                "the job to complete",
+            eventually_blocking(
                 lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "completed",
-                timeout_s=60,
+                60,
+                what="the job to complete",
             )
             endpoints = {
                 "trawl-api": f"http://127.0.0.1:{base}/metrics",
                 "trawl-worker": f"http://127.0.0.1:{base + 1}/metrics",
             }
             # both processes export: their scrapes now show the job's metrics
-            _wait_for(
-                "the worker's scrape to show the fetch",
+            eventually_blocking(
                 lambda: (
                     "trawl_fetch_duration_seconds" in " ".join(_scrape(endpoints["trawl-worker"]))
                 ),
+                30,
+                what="the worker's scrape to show the fetch",
             )
             # utilisation = active / capacity, from the worker's own series
             worker_values = {
@@ -246,9 +248,10 @@ def test_make_run_serves_each_process_on_its_own_port_with_the_otlp_names(
             for service, url in endpoints.items():
                 before = _scrape(url)
                 count = len(_metric_requests(receiver, service))
-                _wait_for(
-                    f"two more exports of {service}",
+                eventually_blocking(
                     lambda s=service, c=count: len(_metric_requests(receiver, s)) >= c + 2,
+                    30,
+                    what=f"two more exports of {service}",
                 )
                 otlp = _families(_metric_requests(receiver, service))
                 after = _scrape(url)

@@ -41,6 +41,7 @@ from tests.conftest import ADMIN_KEY, Databases, make_settings
 from tests.helpers import job_body, wait_job
 from tests.support.forward_proxy import ForwardProxy, closed_port
 from tests.support.target_site import TargetSite
+from tests.support.wait import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -172,17 +173,6 @@ async def stack(sinks: Sinks, databases: Databases, redis_url: str) -> AsyncIter
         await asyncio.wait_for(running, 40)
 
 
-async def _poll(what: str, check: Any, timeout_s: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _group(client: httpx.AsyncClient, **context: str) -> dict[str, Any]:
     async def find() -> dict[str, Any] | None:
         r = await client.get("/v1/errors", headers={"authorization": f"Bearer {ADMIN_KEY}"})
@@ -191,7 +181,7 @@ async def _group(client: httpx.AsyncClient, **context: str) -> dict[str, Any]:
                 return dict(group)
         return None
 
-    found: dict[str, Any] = await _poll(f"an error group with {context}", find)
+    found: dict[str, Any] = await eventually(find, 15, what=f"an error group with {context}")
     return found
 
 
@@ -401,7 +391,7 @@ async def test_webhook_secret_path_and_signing_secret_reach_no_telemetry(
             listed = (await stack.client.get(f"/v1/jobs/{job_id}/webhook-deliveries")).json()
             return bool(listed["items"]) and listed["items"][0]["status"] == "succeeded"
 
-        await _poll("the webhook delivery", delivered)
+        await eventually(delivered, 15, what="the webhook delivery")
         assert receiver.hits(f"/hooks/{PLANTED}")
         posts = [
             s
@@ -452,7 +442,7 @@ async def test_sentry_gets_no_locals_and_scrubbed_messages(stack: Stack, sinks: 
         )
         assert r.status_code == 500
         sentry_sdk.flush(timeout=5)
-        events = await _poll("a Sentry event", lambda: _async(_envelopes(receiver)))
+        events = await eventually(lambda: _envelopes(receiver), 15, what="a Sentry event")
     finally:
         telemetry_errors.disable_sentry()
         receiver.stop()
@@ -467,10 +457,6 @@ async def test_sentry_gets_no_locals_and_scrubbed_messages(stack: Stack, sinks: 
     raw = json.dumps(event)
     assert PLANTED not in raw and stack.api_key not in raw
     sinks.assert_nowhere(PLANTED)
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 # --------------------------------------------------------------------------- engines

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, Databases
 from tests.support.otlp_receiver import Receiver, attrs, serve
+from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.slow
 
@@ -73,16 +74,6 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 45) -> int:
     return proc.wait(timeout=timeout_s)
 
 
-def _wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _json_lines(path: Path) -> list[dict[str, Any]]:
     out = []
     for line in path.read_text(errors="replace").splitlines():
@@ -118,10 +109,10 @@ def test_two_workers_report_their_own_instance_ids(
             _process(["-m", "app.worker"], env, tmp_path / "w1.log") as w1,
             _process(["-m", "app.worker"], env, tmp_path / "w2.log") as w2,
         ):
-            started = _wait_for(
-                "two workers' 'worker started' logs",
+            started = eventually_blocking(
                 lambda: (found := _started_workers(receiver)) and len(found) >= 2 and found,
-                timeout_s=60,
+                60,
+                what="two workers' 'worker started' logs",
             )
             assert len(started) == 2
             for instance_id, resource in started.items():
@@ -131,13 +122,14 @@ def test_two_workers_report_their_own_instance_ids(
                 uuid.UUID(instance_id)
             # metrics carry the same ids (only the worker holding the dispatcher lease samples
             # the queue gauges; an idle worker may have no data point to export at all)
-            metric_ids = _wait_for(
-                "metrics from a worker",
+            metric_ids = eventually_blocking(
                 lambda: {
                     str(r.get("service.instance.id"))
                     for r in receiver.resources("/v1/metrics")
                     if r.get("service.name") == "trawl-worker"
                 },
+                30,
+                what="metrics from a worker",
             )
             assert metric_ids <= set(started)
             assert _stop(w1) == 0, (tmp_path / "w1.log").read_text()[-2000:]
@@ -239,7 +231,7 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
                     assert api.poll() is None, log.read_text()[-3000:]
                     return False
 
-            _wait_for("the API to answer", up, timeout_s=60)
+            eventually_blocking(up, 60, what="the API to answer")
             _requests(client, 100)  # warm-up: caches, pools, first export failures
             before = _rss_kb(api.pid)
             _requests(client, 300)
@@ -255,9 +247,10 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
                     and str(doc.get("message", "")).startswith("telemetry export failing")
                 }
 
-            lost = _wait_for(
-                "'telemetry export failing' warnings",
+            lost = eventually_blocking(
                 lambda: warned().keys() >= {"traces", "metrics"} and warned(),
+                30,
+                what="'telemetry export failing' warnings",
             )
             assert lost["traces"] > 0 and lost["metrics"] > 0
             assert all(doc.get("service.name") == "trawl-api" for doc in _json_lines(log))
@@ -297,7 +290,7 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
                     assert api.poll() is None, log.read_text()[-3000:]
                     return False
 
-            _wait_for("the API to answer", up, timeout_s=60)
+            eventually_blocking(up, 60, what="the API to answer")
             r = client.get(
                 "/v1/jobs",
                 params={"api_key": planted, "limit": 1},
@@ -320,9 +313,8 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
                     None,
                 )
 
-            access = _wait_for("the request's access line", access_line)
-            spans = _wait_for(
-                "the request's span over OTLP",
+            access = eventually_blocking(access_line, 30, what="the request's access line")
+            spans = eventually_blocking(
                 lambda: [
                     span
                     for req in receiver.get("/v1/traces")
@@ -331,8 +323,10 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
                     for span in ss.spans
                     if span.name == "GET /v1/jobs"
                 ],
+                30,
+                what="the request's span over OTLP",
             )
-            _wait_for("log records over OTLP", lambda: receiver.get("/v1/logs"))
+            eventually_blocking(lambda: receiver.get("/v1/logs"), 30, what="log records over OTLP")
             assert _stop(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     not_json = [line for line in lines if not _is_json_object(line)]

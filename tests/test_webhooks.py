@@ -36,6 +36,7 @@ from app.webhook.models import EventType, WebhookAttempt, WebhookDelivery
 from tests.conftest import Databases, make_settings
 from tests.helpers import job_body, wait_job
 from tests.support.target_site import TargetSite
+from tests.support.wait import eventually
 from tests.support.webhook_receiver import Received, WebhookReceiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -163,14 +164,16 @@ async def drive(
     dispatcher: WebhookDispatcher, db: Database, job_id: str, timeout: float = 5
 ) -> WebhookDelivery:
     """Run the dispatcher until the job's delivery reaches a final status."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def final() -> WebhookDelivery | None:
         await dispatcher.run_once()
         [d] = await deliveries(db, job_id)
-        if d.status in ("succeeded", "dead", "disabled"):
-            return d
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"delivery still {d.status}")
+        return d if d.status in ("succeeded", "dead", "disabled") else None
+
+    delivery: WebhookDelivery = await eventually(
+        final, timeout, what=f"the delivery of {job_id} to be final", interval=0.02
+    )
+    return delivery
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> list[Any]:
@@ -330,7 +333,9 @@ async def test_redelivery_keeps_the_id_with_a_new_signature(
     path = f"/ok/{uuid.uuid4().hex}"
     job_id = await finished_job(db, key_id, receiver.url(path))
     first = await drive(dispatcher, db, job_id)
-    await asyncio.sleep(1.05)  # a new second: a new webhook-timestamp
+    sent_at = int(time.time())
+    # a new second: a new webhook-timestamp
+    await eventually(lambda: int(time.time()) > sent_at, timeout=2, what="the next second")
     assert (await client.post(f"/v1/webhook-deliveries/{first.id}/redeliver")).status_code == 404
     r = await owner.post(f"/v1/webhook-deliveries/{first.id}/redeliver")
     assert r.status_code == 202 and r.json()["status"] == "pending"
@@ -374,11 +379,12 @@ async def test_outbox_survives_a_crash_between_commit_and_send(
     assert job_id in {c.job_id for c in claimed}
     [stuck] = await deliveries(db, job_id)
     assert stuck.status == "sending"
-    other = WebhookDispatcher(db, wsettings)
+    # a sending timeout long enough that "not yet stale" holds on a loaded machine
+    other = WebhookDispatcher(db, wsettings.model_copy(update={"webhook_sending_timeout_s": 1.0}))
     try:
         await other.run_once()
         assert (await deliveries(db, job_id))[0].status == "sending"  # not yet stale
-        await asyncio.sleep(0.35)
+        # reclaimed once its claim is older than the sending timeout
         assert (await drive(other, db, job_id)).status == "succeeded"
     finally:
         await other.aclose()
@@ -481,10 +487,12 @@ async def test_clients_choose_events_and_job_started_on_request(
     job = await wait_job(owner, r.json()["id"])
     events = [d.event_type for d in await deliveries(db, job["id"])]
     assert sorted(events) == ["job.completed", "job.started"]
-    deadline = time.monotonic() + 5
-    while len(receiver.hits(path)) < 2 and time.monotonic() < deadline:
+
+    async def both_sent() -> bool:
         await dispatcher.run_once()
-        await asyncio.sleep(0.02)
+        return len(receiver.hits(path)) >= 2
+
+    await eventually(both_sent, 5, what="job.started and job.completed delivered")
     bodies = [verify(secret, hit) for hit in receiver.hits(path)]
     assert sorted(b["type"] for b in bodies) == ["job.completed", "job.started"]
     started = next(b for b in bodies if b["type"] == "job.started")

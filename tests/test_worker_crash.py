@@ -19,6 +19,7 @@ from app.settings import Settings
 from tests.conftest import ADMIN_KEY, Databases, make_settings
 from tests.helpers import job_body, results, wait_job
 from tests.support.target_site import TargetSite
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
 
@@ -54,15 +55,15 @@ async def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 async def _running_task(settings: Settings, job_id: str, timeout: float = 20) -> Task:
     db = Database(settings.sqlalchemy_url)
+
+    async def running() -> Task | None:
+        async with db.session() as s:
+            task = (await s.execute(select(Task).where(Task.job_id == job_id))).scalar_one()
+            return task if task.status == "running" else None
+
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            async with db.session() as s:
-                task = (await s.execute(select(Task).where(Task.job_id == job_id))).scalar_one()
-                if task.status == "running":
-                    return task
-            await asyncio.sleep(0.05)
-        raise AssertionError("the task never started")
+        task: Task = await eventually(running, timeout, what="the task to start")
+        return task
     finally:
         await db.dispose()
 
