@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from tests.helpers import job_body, results, wait_job
 from tests.support.target_site import TargetSite
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -116,16 +118,29 @@ async def test_redirect_is_followed_and_final_url_recorded(
     assert item["data"]["title"] == "Title 7"
 
 
-async def test_rate_limited_honours_retry_after(
+async def test_rate_limited_holds_the_whole_domain_off_for_its_retry_after(
     client: httpx.AsyncClient, site: TargetSite, worker: Any
 ) -> None:
-    path = "/flaky/ratelimited"
+    """A 429 with ``Retry-After: 2`` slows the domain, not only the task that got it: another
+    job's page on the same site is fetched no sooner than 2 s after the 429."""
+    limited = f"/flaky/ratelimited-{uuid.uuid4().hex[:6]}"
     r = await client.post(
-        "/v1/jobs", json=job_body([site.url(path + "?fail=1&code=429")], options={"max_retries": 2})
+        "/v1/jobs",
+        json=job_body(
+            [site.url(limited + "?fail=1&code=429&retry_after=2")], options={"max_retries": 2}
+        ),
     )
+    await eventually(lambda: site.hits[limited] >= 1, what="the 429")
+    other = f"/page/after-ratelimit-{uuid.uuid4().hex[:6]}"
+    second = await client.post("/v1/jobs", json=job_body([site.url(other)]))
     done = await wait_job(client, r.json()["id"])
     [item] = await results(client, done["id"])
     assert item["status"] == "succeeded" and item["attempts"] == 2
+    assert item["outcome"] == "success"
+    await wait_job(client, second.json()["id"])
+    [throttled_at] = site.hit_times[limited][:1]
+    [fetched_at] = site.hit_times[other]
+    assert fetched_at - throttled_at >= 1.9
 
 
 @pytest.mark.parametrize("code", [429, 503])
