@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,9 @@ from app.job import checks as job_checks
 from app.main import create_app
 from app.settings import Settings
 from app.worker import Worker
-from tests.conftest import ADMIN_KEY, make_settings
+from tests.support.config import ADMIN_KEY, make_settings
+from tests.support.hung_server import HungServer
+from tests.support.net import closed_port
 from tests.support.wait import eventually
 
 TIMEOUT_S = 0.5
@@ -50,37 +51,6 @@ OTEL_ENV = (
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-class HungServer:
-    """Accepts TCP connections and never answers."""
-
-    def __init__(self) -> None:
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> HungServer:
-        async def accept(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.writers.append(writer)
-
-        self.server = await asyncio.start_server(accept, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for w in self.writers:
-            w.close()
-        await self.server.wait_closed()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.db import Database
 from app.job.models import Job, Task
 from app.settings import Settings
-from tests.helpers import FIELDS, job_body, results, wait_job
+from tests.support.jobs import FIELDS, job_body, results, wait_job
 from tests.support.target_site import TargetSite
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import job_body, results, wait_job
+from tests.support.jobs import job_body, results, wait_job
+from tests.support.net import closed_port
 from tests.support.target_site import TargetSite
 from tests.support.wait import eventually
 
@@ -97,7 +98,7 @@ async def test_outcomes_are_classified(
 async def test_timeout_and_connection_errors(
     client: httpx.AsyncClient, site: TargetSite, worker: Any
 ) -> None:
-    closed = socket_free_port()
+    closed = closed_port()
     body = job_body(
         [site.url("/slow?delay=2"), f"http://127.0.0.1:{closed}/x"],
         options={"max_retries": 0, "timeout_s": 0.5},
@@ -160,11 +161,3 @@ async def test_retry_after_wins_over_backoff(
     assert item["status"] == "succeeded" and item["attempts"] == 2
     first, second = site.hit_times[path]
     assert second - first >= 1.9
-
-
-def socket_free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

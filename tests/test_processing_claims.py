@@ -21,7 +21,8 @@ from app.ids import new_id
 from app.job import processing, repository
 from app.job.models import Job, Task
 from app.queue.politeness import Politeness
-from tests.conftest import Databases, make_settings
+from tests.support.config import make_settings
+from tests.support.databases import Databases
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

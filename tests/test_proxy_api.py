@@ -13,8 +13,9 @@ import pytest_asyncio
 from app.proxy.egress import Egress, ProxyClients
 from app.proxy.rotator import ProxyRotator
 from app.worker import Worker
-from tests.helpers import job_body, results, wait_job
-from tests.support.forward_proxy import ForwardProxy, closed_port
+from tests.support.forward_proxy import ForwardProxy
+from tests.support.jobs import job_body, results, wait_job
+from tests.support.net import closed_port
 from tests.support.target_site import TargetSite
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -30,8 +30,9 @@ from app.proxy.rotator import ProxyRotator, RotationReason
 from app.proxy.schemas import PoolUpdate, ProxyCreate
 from app.security.secretbox import SecretBox
 from app.settings import Settings
-from tests.conftest import make_settings
-from tests.support.forward_proxy import ForwardProxy, closed_port
+from tests.support.config import make_settings
+from tests.support.forward_proxy import ForwardProxy
+from tests.support.net import closed_port
 from tests.support.target_site import TargetSite
 from tests.support.wait import eventually
 

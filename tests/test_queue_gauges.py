@@ -27,7 +27,8 @@ from app.main import create_app
 from app.queue.broker import CONSUMER_GROUP, stream_name
 from app.run import worker_env
 from app.telemetry.metrics import BusinessMetrics
-from tests.conftest import Databases, make_settings
+from tests.support.config import make_settings
+from tests.support.databases import Databases
 
 HOUR = timedelta(hours=1)
 

@@ -20,8 +20,8 @@ from app.security.ssrf import (
     address_refusal,
     check_submitted_urls,
 )
-from tests.conftest import ADMIN_KEY, make_settings
-from tests.helpers import job_body
+from tests.support.config import ADMIN_KEY, make_settings
+from tests.support.jobs import job_body
 from tests.support.target_site import TargetSite
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -32,8 +32,10 @@ from app.settings import Settings
 from app.telemetry.metrics import CATALOGUE, LONG_SECONDS_BUCKETS
 from app.worker import Worker
 from otel import _setup
-from tests.conftest import ADMIN_KEY, Databases, make_settings
-from tests.helpers import job_body, wait_job
+from tests.support.config import ADMIN_KEY, make_settings
+from tests.support.databases import Databases
+from tests.support.jobs import job_body, wait_job
+from tests.support.net import closed_port
 from tests.support.target_site import TargetSite
 from tests.support.wait import eventually
 
@@ -454,7 +456,7 @@ async def test_cardinality_attack_leaves_series_bounded(
         )
     for _ in range(30):
         await stack.client.get("/test/boom", params={"msg": uuid.uuid4().hex})
-    urls = [f"http://127.0.0.{i}:{_closed_port()}/x{i}" for i in range(2, 60)]
+    urls = [f"http://127.0.0.{i}:{closed_port()}/x{i}" for i in range(2, 60)]
     r = await stack.client.post(
         "/v1/jobs", json=job_body(urls, options={"max_retries": 0, "timeout_s": 1})
     )
@@ -476,19 +478,10 @@ async def test_cardinality_attack_leaves_series_bounded(
                 assert "nope/" not in text and not re.search(r"(job|tsk|key)_[0-9a-z]{26}", text)
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_webhook_delivered_by_the_worker_signed_and_traced(
     stack: Stack, telemetry: Telemetry, site: TargetSite
 ) -> None:
-    from tests.support.webhook_receiver import WebhookReceiver
-    from tests.test_webhooks import verify
+    from tests.support.webhook_receiver import WebhookReceiver, verify
 
     receiver = WebhookReceiver().start()
     try:

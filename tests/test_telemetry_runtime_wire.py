@@ -19,13 +19,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.telemetry.setup import precreated_series
-from tests.conftest import ADMIN_KEY, Databases
-from tests.helpers import job_body
+from tests.support.config import ADMIN_KEY
+from tests.support.databases import Databases
+from tests.support.jobs import job_body
+from tests.support.net import free_port
 from tests.support.otlp_receiver import Receiver, attrs, serve
+from tests.support.processes import app_env, child, terminate
 from tests.support.prom_translate import Family, prw_series
 from tests.support.target_site import TargetSite
 from tests.support.wait import eventually_blocking
-from tests.test_telemetry_wire import _env, _free_port, _process, _stop
 
 pytestmark = pytest.mark.slow
 
@@ -96,9 +98,9 @@ def test_first_exports_hold_the_alerted_series_and_the_api_reports_the_queue_alo
     databases: Databases, redis_url: str, tmp_path: Path
 ) -> None:
     database_url = databases.new()
-    port = _free_port()
+    port = free_port()
     with serve() as receiver:
-        env = _env(
+        env = app_env(
             database_url,
             redis_url,
             receiver.url,
@@ -113,11 +115,11 @@ def test_first_exports_hold_the_alerted_series_and_the_api_reports_the_queue_alo
         uvicorn = ["-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
         api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
         with (
-            _process([*uvicorn, "--port", str(port)], env, api_log) as api,
+            child([*uvicorn, "--port", str(port)], env, api_log) as api,
             _api(port) as client,
         ):
             _wait_up(client, api, api_log)
-            with _process(["-m", "app.worker"], env, worker_log) as worker:
+            with child(["-m", "app.worker"], env, worker_log) as worker:
                 for service, role in (("trawl-api", "api"), ("trawl-worker", "worker")):
                     first = eventually_blocking(
                         lambda s=service: _metric_requests(receiver, s)[:1],
@@ -125,7 +127,7 @@ def test_first_exports_hold_the_alerted_series_and_the_api_reports_the_queue_alo
                         what=f"the first metrics export of {service}",
                     )
                     _assert_precreated(first, role)
-                assert _stop(worker) == 0, worker_log.read_text()[-3000:]
+                assert terminate(worker) == 0, worker_log.read_text()[-3000:]
 
             # no worker alive: a job waits, and the API alone reports the queue
             submitted = time.time()
@@ -157,12 +159,12 @@ def test_first_exports_hold_the_alerted_series_and_the_api_reports_the_queue_alo
             active = {a["trawl.job.status"]: v for a, v in points["trawl.job.active"]}
             assert active["queued"] >= 1
             assert "process.cpu.time" in points and "db.client.connection.count" in points
-            assert _stop(api, timeout_s=30) in (0, -15), api_log.read_text()[-3000:]
+            assert terminate(api, timeout_s=30) in (0, -15), api_log.read_text()[-3000:]
 
 
 def _two_free_ports() -> int:
     for _ in range(50):
-        base = _free_port()
+        base = free_port()
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", base + 1))
@@ -199,9 +201,9 @@ def test_make_run_serves_each_process_on_its_own_port_with_the_otlp_names(
     databases: Databases, redis_url: str, tmp_path: Path, site: TargetSite
 ) -> None:
     database_url = databases.new()
-    base, port = _two_free_ports(), _free_port()
+    base, port = _two_free_ports(), free_port()
     with serve() as receiver:
-        env = _env(
+        env = app_env(
             database_url,
             redis_url,
             receiver.url,
@@ -215,7 +217,7 @@ def test_make_run_serves_each_process_on_its_own_port_with_the_otlp_names(
             OTEL_LOGS_EXPORTER="none",
         )
         log = tmp_path / "run.log"
-        with _process(["-m", "app.run"], env, log) as run, _api(port) as client:
+        with child(["-m", "app.run"], env, log) as run, _api(port) as client:
             _wait_up(client, run, log)
             r = client.post("/v1/jobs", json=job_body([site.url("/page/3")]))
             assert r.status_code == 202, r.text

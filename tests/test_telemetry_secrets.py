@@ -37,9 +37,11 @@ from app.settings import Settings
 from app.telemetry import errors as telemetry_errors
 from app.worker import Worker
 from otel import _setup
-from tests.conftest import ADMIN_KEY, Databases, make_settings
-from tests.helpers import job_body, wait_job
-from tests.support.forward_proxy import ForwardProxy, closed_port
+from tests.support.config import ADMIN_KEY, make_settings
+from tests.support.databases import Databases
+from tests.support.forward_proxy import ForwardProxy
+from tests.support.jobs import job_body, wait_job
+from tests.support.net import closed_port
 from tests.support.target_site import TargetSite
 from tests.support.wait import eventually
 from tests.support.webhook_receiver import WebhookReceiver

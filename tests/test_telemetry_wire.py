@@ -4,11 +4,8 @@ exporting OTLP/HTTP to a loopback receiver, or to a collector that never answers
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -20,69 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, Databases
+from tests.support.config import ADMIN_KEY
+from tests.support.databases import Databases
+from tests.support.net import free_port
 from tests.support.otlp_receiver import Receiver, attrs, serve
+from tests.support.processes import app_env, child, json_lines, terminate
 from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env(
-    database_url: str, redis_url: str, endpoint: str, data_dir: Path, **extra: str
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRAWL_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        TRAWL_REDIS_PREFIX=f"trawl-wire-{uuid.uuid4().hex[:8]}",
-        TRAWL_ENVIRONMENT="test",
-        TRAWL_ALLOW_PRIVATE_TARGETS="true",
-        TRAWL_DATA_DIR=str(data_dir),
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-        OTEL_METRIC_EXPORT_INTERVAL="500",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-        OTEL_BLRP_SCHEDULE_DELAY="200",
-        # tests/conftest.py turns the exporters off for the suite; these processes export
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="otlp",
-        OTEL_LOGS_EXPORTER="otlp",
-    )
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process whose output goes to ``log`` (no pipe to fill); always reaped."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 45) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=timeout_s)
-
-
-def _json_lines(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def _started_workers(receiver: Receiver) -> dict[str, dict[str, Any]]:
@@ -102,12 +44,12 @@ def test_two_workers_report_their_own_instance_ids(
 ) -> None:
     database_url = databases.new()
     with serve() as receiver:
-        env = _env(
+        env = app_env(
             database_url, redis_url, receiver.url, tmp_path, TRAWL_QUEUE_STATS_INTERVAL_S="0.5"
         )
         with (
-            _process(["-m", "app.worker"], env, tmp_path / "w1.log") as w1,
-            _process(["-m", "app.worker"], env, tmp_path / "w2.log") as w2,
+            child(["-m", "app.worker"], env, tmp_path / "w1.log") as w1,
+            child(["-m", "app.worker"], env, tmp_path / "w2.log") as w2,
         ):
             started = eventually_blocking(
                 lambda: (found := _started_workers(receiver)) and len(found) >= 2 and found,
@@ -132,8 +74,8 @@ def test_two_workers_report_their_own_instance_ids(
                 what="metrics from a worker",
             )
             assert metric_ids <= set(started)
-            assert _stop(w1) == 0, (tmp_path / "w1.log").read_text()[-2000:]
-            assert _stop(w2) == 0, (tmp_path / "w2.log").read_text()[-2000:]
+            assert terminate(w1) == 0, (tmp_path / "w1.log").read_text()[-2000:]
+            assert terminate(w2) == 0, (tmp_path / "w2.log").read_text()[-2000:]
 
 
 @contextmanager
@@ -166,12 +108,6 @@ def _hung_collector() -> Iterator[str]:
         srv.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -202,10 +138,10 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
     databases: Databases, redis_url: str, tmp_path: Path
 ) -> None:
     database_url = databases.new()
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "api.log"
     with _hung_collector() as endpoint:
-        env = _env(
+        env = app_env(
             database_url,
             redis_url,
             endpoint,
@@ -216,7 +152,7 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
         )
         args = ["-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
         with (
-            _process([*args, "--port", str(port)], env, log) as api,
+            child([*args, "--port", str(port)], env, log) as api,
             httpx.Client(
                 base_url=f"http://127.0.0.1:{port}",
                 headers={"authorization": f"Bearer {ADMIN_KEY}"},
@@ -242,7 +178,7 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
             def warned() -> dict[str, int]:
                 return {
                     str(doc["trawl.telemetry.signal"]): int(doc["trawl.telemetry.lost_items"])
-                    for doc in _json_lines(log)
+                    for doc in json_lines(log)
                     if doc.get("log.logger") == "otel"
                     and str(doc.get("message", "")).startswith("telemetry export failing")
                 }
@@ -253,9 +189,9 @@ def test_api_serves_normally_with_the_collector_down_and_counts_the_loss(
                 what="'telemetry export failing' warnings",
             )
             assert lost["traces"] > 0 and lost["metrics"] > 0
-            assert all(doc.get("service.name") == "trawl-api" for doc in _json_lines(log))
+            assert all(doc.get("service.name") == "trawl-api" for doc in json_lines(log))
             # uvicorn re-raises SIGTERM after its graceful shutdown
-            assert _stop(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
+            assert terminate(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
 
 
 def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
@@ -266,10 +202,10 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
     secret in the request's query and headers appears neither on stdout nor over OTLP."""
     planted = "pl4nt" + uuid.uuid4().hex[:15]
     database_url = databases.new()
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "api.log"
     with serve() as receiver:
-        env = _env(
+        env = app_env(
             database_url,
             redis_url,
             receiver.url,
@@ -279,7 +215,7 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
         )
         args = ["-m", "app.serve", "--host", "127.0.0.1", "--port", str(port)]
         with (
-            _process(args, env, log) as api,
+            child(args, env, log) as api,
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
         ):
 
@@ -306,7 +242,7 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
                 return next(
                     (
                         doc
-                        for doc in _json_lines(log)
+                        for doc in json_lines(log)
                         if doc.get("log.logger") == "uvicorn.access"
                         and doc.get("http.request.id") == "wire-req-1"
                     ),
@@ -327,7 +263,7 @@ def test_api_under_uvicorn_logs_only_json_lines_with_ids_and_no_secrets(
                 what="the request's span over OTLP",
             )
             eventually_blocking(lambda: receiver.get("/v1/logs"), 30, what="log records over OTLP")
-            assert _stop(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
+            assert terminate(api, timeout_s=30) in (0, -signal.SIGTERM), log.read_text()[-3000:]
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     not_json = [line for line in lines if not _is_json_object(line)]
     assert not_json == []

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -33,32 +30,14 @@ from app.webhook import repository
 from app.webhook.dispatcher import WebhookDispatcher
 from app.webhook.metrics import WebhookMetrics
 from app.webhook.models import EventType, WebhookAttempt, WebhookDelivery
-from tests.conftest import Databases, make_settings
-from tests.helpers import job_body, wait_job
+from tests.support.config import make_settings
+from tests.support.databases import Databases
+from tests.support.jobs import job_body, wait_job
 from tests.support.target_site import TargetSite
 from tests.support.wait import eventually
-from tests.support.webhook_receiver import Received, WebhookReceiver
+from tests.support.webhook_receiver import WebhookReceiver, verify
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-# -- an independent verifier, written from the Standard Webhooks specification ---------------
-
-
-def verify(secret: str, received: Received, tolerance_s: int = 300) -> dict[str, Any]:
-    """Raise unless one of the ``v1`` signatures matches; return the parsed body."""
-    msg_id = received.headers["webhook-id"]
-    timestamp = received.headers["webhook-timestamp"]
-    if abs(time.time() - int(timestamp)) > tolerance_s:
-        raise ValueError("timestamp outside tolerance")
-    key = base64.b64decode(secret.split("_", 1)[1])
-    signed = f"{msg_id}.{timestamp}.".encode() + received.body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    for candidate in received.headers["webhook-signature"].split(" "):
-        version, _, signature = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(signature, expected):
-            return dict(json.loads(received.body))
-    raise ValueError("no valid signature")
 
 
 # -- fixtures -------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from app.db import Database
 from app.job.models import Task
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import ADMIN_KEY, Databases, make_settings
-from tests.helpers import job_body, results, wait_job
+from tests.support.config import ADMIN_KEY, make_settings
+from tests.support.databases import Databases
+from tests.support.jobs import job_body, results, wait_job
 from tests.support.target_site import TargetSite
 from tests.support.wait import eventually
 

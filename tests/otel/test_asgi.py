@@ -10,8 +10,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import otel
 from otel import _setup
 from otel.asgi import TelemetryMiddleware
-
-from .conftest import Env
+from tests.support.otel_env import Env
 
 
 def _app(*, trust_incoming: bool = False) -> FastAPI:

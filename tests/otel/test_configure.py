@@ -13,8 +13,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import otel
 from otel import _setup
 from otel.metrics import DURATION_BUCKETS_S, safe_attr
-
-from .conftest import Env
+from tests.support.net import free_port
+from tests.support.otel_env import Env
 
 
 def test_semconv_opt_in_default() -> None:
@@ -204,27 +204,19 @@ def test_metrics_are_exported_every_10_s_unless_the_standard_variable_says_other
     assert _periodic_intervals(otel.configure("trawl-test", service_version="1")) == [2500]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_scrape_port_per_role_unless_the_standard_variable_sets_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
     monkeypatch.delenv("OTEL_EXPORTER_PROMETHEUS_PORT", raising=False)
-    role_port = _free_port()
+    role_port = free_port()
     tel = otel.configure("trawl-worker", service_version="1", prometheus_port=role_port)
     assert tel.prometheus_address == ("127.0.0.1", role_port)
     body = otel.prometheus_exposition()
     assert body is not None and b'service_name="trawl-worker"' in body[0]
     _setup.reset()
     # the endpoint is closed at shutdown: the port can be taken again
-    explicit = _free_port()
+    explicit = free_port()
     monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(explicit))
     tel = otel.configure("trawl-worker", service_version="1", prometheus_port=role_port)
     assert tel.prometheus_address == ("127.0.0.1", explicit)

@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import otel
 from otel.db import OPERATIONS, operation_name, pool_name
+from tests.support.otel_env import Env
 from tests.support.wait import eventually
-
-from .conftest import Env
 
 POOL = "db.client.connection.pool.name"
 

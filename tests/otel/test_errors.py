@@ -8,8 +8,7 @@ from opentelemetry.trace import StatusCode
 
 import otel
 from otel.errors import GROUP_KEY_ATTR
-
-from .conftest import Env
+from tests.support.otel_env import Env
 
 IN_APP = ("tests",)
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,8 +11,8 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel
-
-from .conftest import Env
+from tests.support.net import closed_port
+from tests.support.otel_env import Env
 
 RECEIVED: list[dict[str, str]] = []
 
@@ -41,14 +40,6 @@ def server() -> Iterator[str]:
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
     srv.server_close()
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def _durations(env: Env) -> list[dict[str, object]]:
@@ -119,7 +110,7 @@ async def test_global_httpx_instrumentor_cannot_inject(tel_env: Env, server: str
 
 
 async def test_connect_error_recorded(tel_env: Env) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/x"
+    url = f"http://127.0.0.1:{closed_port()}/x"
     async with httpx.AsyncClient(transport=otel.traced_transport()) as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(url)

@@ -7,8 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import otel
-
-from .conftest import Env
+from tests.support.otel_env import Env
 
 
 async def test_sqlalchemy_async_engine_spans(tel_env: Env) -> None:

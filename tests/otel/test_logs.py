@@ -12,8 +12,7 @@ from opentelemetry import trace
 
 import otel
 from otel.logs import ECS_VERSION, JsonFormatter
-
-from .conftest import Env
+from tests.support.otel_env import Env
 
 
 def _lines(buf: io.StringIO) -> list[dict[str, Any]]:

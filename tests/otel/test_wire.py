@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.net import closed_port
 from tests.support.otlp_receiver import Receiver, serve
 from tests.support.otlp_receiver import attrs as _attrs
 from tests.support.otlp_receiver import resource_attrs as _resource_attrs
@@ -142,10 +142,7 @@ def test_two_processes_have_different_instance_ids(receiver: Receiver) -> None:
 
 
 def test_collector_down_is_harmless_and_bounded() -> None:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = closed_port()
     t0 = time.monotonic()
     lines, info = _run_child(f"http://127.0.0.1:{port}", shutdown_timeout=2.0)
     elapsed = time.monotonic() - t0

@@ -1,3 +1,5 @@
+"""Jobs in tests: a request body over the target site's pages, and waiting for a job."""
+
 from __future__ import annotations
 
 from typing import Any
