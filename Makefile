@@ -4,11 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck ci fmt clean up down logs smoke
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
-	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable)"
+	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable); test-unit: seconds"
 	@echo "make ci      - what CI runs: lint (ruff, import contracts) + typecheck + test"
 	@echo "make api | worker | migrate | healthcheck-worker | canary | lint | typecheck | fmt | clean"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
@@ -63,6 +63,10 @@ test-sqlite: install
 
 test-postgres: install
 	TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
+
+# The unit tests alone: no I/O, seconds (tests/README.md).
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # ruff, then the architecture's import contracts ([tool.importlinter] in pyproject.toml).
 lint: install

@@ -6,7 +6,7 @@ with input — URL, domain, job or task id, proxy address, key id, exception mes
 an attribute. ``CATALOGUE`` lists the ``trawl.*`` metrics, ``INSTRUMENTATION`` the
 semantic-convention metrics of the instrumentation (HTTP, database, process runtime).
 ``docs/telemetry.md`` is checked against both by a test, and so is each metric's Prometheus
-name on the OTLP and the scrape path (tests/test_metric_names.py).
+name on the OTLP and the scrape path (tests/integration/test_metric_names.py).
 
 Units are chosen so that both paths give one Prometheus name: no ``1`` on a gauge (the
 collector appends ``_ratio``, the scrape exporter does not) and no unit word that already

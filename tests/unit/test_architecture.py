@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NEVER_COMMIT = sorted(
     [*(ROOT / "app" / "api").rglob("*.py"), *(ROOT / "app").glob("*/repository.py")]
 )

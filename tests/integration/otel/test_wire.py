@@ -18,7 +18,7 @@ from tests.support.otlp_receiver import Receiver, serve
 from tests.support.otlp_receiver import attrs as _attrs
 from tests.support.otlp_receiver import resource_attrs as _resource_attrs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 * every ``CATALOGUE`` and ``INSTRUMENTATION`` metric is documented with its unit, attributes
   and Prometheus name (the collector's translation, tests/support/prom_translate.py; the scrape
-  exporter gives the same names: tests/test_metric_names.py);
+  exporter gives the same names: tests/integration/test_metric_names.py);
 * every ``trawl.*`` metric the doc names is in ``CATALOGUE``;
 * every ``trawl.*`` instrument created anywhere in ``app/`` or ``otel/`` is in ``CATALOGUE``;
 * the instruments created outside ``app/telemetry/metrics.py`` (proxies, webhooks, health,
@@ -47,7 +47,7 @@ from app.webhook.models import AttemptOutcome, DeliveryStatus
 from otel.export_stats import ExportStats
 from tests.support.prom_translate import COLLECTOR_NAMER, MetricType
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "telemetry.md"
 SPECS = {spec.name: spec for spec in CATALOGUE}
 CREATORS = {
@@ -101,7 +101,8 @@ KINDS = {
 
 def prometheus_name(spec: Spec) -> str:
     """The Prometheus name as documented: the collector's translation of the spec (the scrape
-    exporter gives the same, tests/test_metric_names.py), histograms as their ``_bucket``."""
+    exporter gives the same, tests/integration/test_metric_names.py), histograms as their
+    ``_bucket``."""
     name = COLLECTOR_NAMER.build(spec.name, spec.unit, KINDS[spec.kind])
     return f"{name}_bucket" if spec.kind == "histogram" else name
 

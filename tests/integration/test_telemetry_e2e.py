@@ -300,7 +300,7 @@ async def test_every_catalogue_metric_with_unit_and_attributes(
     # whichever reaper gets there first (the worker's loop or this call) counts it
     await job_tasks.reap(stack.worker.db, stack.settings.stale_after_s)
     # This scenario uses no proxy, no webhook and loses no telemetry: those instruments are
-    # checked against their specs in tests/test_telemetry_docs.py.
+    # checked against their specs in tests/unit/test_telemetry_docs.py.
     exercised = [s for s in CATALOGUE if not s.name.startswith(NOT_EXERCISED)]
 
     def all_reported() -> dict[str, Any]:  # once gauges are sampled and error groups flushed

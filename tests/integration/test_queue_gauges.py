@@ -25,7 +25,6 @@ from app.job.gauges import QueueGauges
 from app.job.models import Job, Task
 from app.main import create_app
 from app.queue.broker import CONSUMER_GROUP, stream_name
-from app.run import worker_env
 from app.telemetry.metrics import BusinessMetrics
 from tests.support.config import make_settings
 from tests.support.databases import Databases
@@ -192,11 +191,3 @@ async def test_metrics_route_can_be_turned_off(database_url: str, redis_url: str
 
     assert await problem_type() == "/problems/metrics-exporter-off"  # the route is there
     assert await problem_type(metrics_endpoint_enabled=False) != "/problems/metrics-exporter-off"
-
-
-def test_make_run_gives_the_worker_its_own_scrape_port() -> None:
-    assert worker_env({"OTEL_EXPORTER_PROMETHEUS_PORT": "9500"})[
-        "OTEL_EXPORTER_PROMETHEUS_PORT"
-    ] == ("9501")
-    # unset: each role has its own default port (API 9464, worker 9465)
-    assert "OTEL_EXPORTER_PROMETHEUS_PORT" not in worker_env({"X": "1"})

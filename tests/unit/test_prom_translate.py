@@ -1,9 +1,10 @@
 """The Python port of the collector's Prometheus name translation passes upstream's own tests.
 
-tests/support/prom_translate.py is the oracle for the OTLP side of tests/test_metric_names.py;
-these are the expectations of github.com/prometheus/otlptranslator (which the collector's
-Prometheus exporters use), replayed case by case, plus the collector-contrib
-``pkg/translator/prometheus`` receiver-name cases that the current rules still give.
+tests/support/prom_translate.py is the oracle for the OTLP side of
+tests/integration/test_metric_names.py; these are the expectations of
+github.com/prometheus/otlptranslator (which the collector's Prometheus exporters use), replayed
+case by case, plus the collector-contrib ``pkg/translator/prometheus`` receiver-name cases that
+the current rules still give.
 """
 
 from __future__ import annotations

@@ -479,7 +479,7 @@ async def test_every_engine_hides_bound_parameters(settings: Settings) -> None:
     finally:
         await db.dispose()
         await probe.engine.dispose()
-    root = Path(__file__).resolve().parent.parent / "app"
+    root = Path(__file__).resolve().parents[2] / "app"
     calls = []
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

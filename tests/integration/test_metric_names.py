@@ -2,13 +2,13 @@
 
 * OTLP path: a real OTLP/HTTP export, captured by the loopback receiver, translated by the port
   of the collector's rules (tests/support/prom_translate.py, itself checked against upstream's
-  test cases in tests/test_prom_translate.py);
+  test cases in tests/unit/test_prom_translate.py);
 * scrape path: the SDK's Prometheus exporter as ``otel.configure`` builds it, really scraped
   over HTTP.
 
 Every ``CATALOGUE`` and ``INSTRUMENTATION`` metric is emitted once, from its spec, into one
 provider that feeds both paths; the real instruments match their specs (last tests here and
-tests/test_telemetry_docs.py), so the names hold for what the processes emit.
+tests/unit/test_telemetry_docs.py), so the names hold for what the processes emit.
 """
 
 from __future__ import annotations
