@@ -85,6 +85,10 @@ _HTTP_SLUGS = {
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's answer to a body that is not UTF-8: like malformed JSON, it does not validate
+        unreadable = {"type": "json_invalid", "loc": ("body",), "msg": "not UTF-8 JSON text"}
+        return await _validation_error(request, RequestValidationError([unreadable]))
     slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
     title = slug.replace("-", " ").capitalize()
     return problem(exc.status_code, title, str(exc.detail), slug=slug, instance=request.url.path)

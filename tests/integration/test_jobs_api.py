@@ -339,3 +339,48 @@ async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) 
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
     r = await client.put("/v1/jobs")
     assert r.status_code == 405 and r.json()["type"] == "/problems/method-not-allowed"
+
+
+async def test_a_body_that_is_not_utf8_is_a_validation_problem(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    before = await _count_jobs(settings)
+    r = await client.post(
+        "/v1/jobs", content=b'{"urls": ["\xff\xfe"]}', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == "/problems/validation-error"
+    assert r.json()["errors"] == [
+        {"loc": ["body"], "msg": "not UTF-8 JSON text", "type": "json_invalid"}
+    ]
+    assert await _count_jobs(settings) == before
+
+
+async def test_nul_characters_are_validation_problems_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+    admin_client: httpx.AsyncClient,
+    site: TargetSite,
+    settings: Settings,
+) -> None:
+    """PostgreSQL cannot store U+0000: a 422 where it would otherwise be a database error."""
+    before = await _count_jobs(settings)
+    r = await client.post(
+        "/v1/jobs", json=job_body([site.url("/page/1")], metadata={"note": "a\u0000b"})
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["type"] == "/problems/validation-error"
+    assert r.json()["errors"][0]["loc"] == ["body"]
+    r = await admin_client.post("/v1/api-keys", json={"name": "k\u0000"})
+    assert r.status_code == 422, r.text
+    for path, where in (
+        ("/v1/jobs/job_%00x", ["path", "job_id"]),
+        ("/v1/jobs/j%00/results", ["path", "job_id"]),
+        ("/v1/jobs?cursor=%00", ["query", "cursor"]),
+        ("/v1/webhook-deliveries/m%00/redeliver", ["path", "delivery_id"]),
+    ):
+        r = await (client.post(path) if "redeliver" in path else client.get(path))
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["errors"][0]["loc"] == where
+    r = await admin_client.get("/v1/proxies", params={"pool": "a\u0000"})
+    assert r.status_code == 422, r.text
+    assert await _count_jobs(settings) == before
