@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Query, status
 from redis.asyncio import Redis
 
 from app.api.deps import AdminKey, ServicesDep, SessionDep, SettingsDep
+from app.api.problems import responses
 from app.proxy import service as proxy_service
 from app.proxy.health import HealthStore
 from app.proxy.schemas import PoolRead, PoolUpdate, ProxyCreate, ProxyRead, ProxyUpdate
 from app.security.secretbox import SecretBox
 
-router = APIRouter(prefix="/v1/proxies", tags=["proxies"])
+router = APIRouter(prefix="/v1/proxies", tags=["proxies"], responses=responses(401, 403))
 
 
 async def get_health_store(services: ServicesDep) -> AsyncIterator[HealthStore]:
@@ -38,7 +39,7 @@ async def list_pools(_: AdminKey, session: SessionDep, health: HealthDep) -> lis
     return await proxy_service.pools(session, health)
 
 
-@router.patch("/pools/{name}", response_model=PoolRead)
+@router.patch("/pools/{name}", response_model=PoolRead, responses=responses(404))
 async def update_pool(
     name: str, payload: PoolUpdate, _: AdminKey, session: SessionDep, health: HealthDep
 ) -> PoolRead:
@@ -63,14 +64,14 @@ async def list_proxies(
     return await proxy_service.list_proxies(session, health, pool)
 
 
-@router.get("/{proxy_id}", response_model=ProxyRead)
+@router.get("/{proxy_id}", response_model=ProxyRead, responses=responses(404))
 async def get_proxy(
     proxy_id: str, _: AdminKey, session: SessionDep, health: HealthDep
 ) -> ProxyRead:
     return await proxy_service.read(health, await proxy_service.get(session, proxy_id))
 
 
-@router.patch("/{proxy_id}", response_model=ProxyRead)
+@router.patch("/{proxy_id}", response_model=ProxyRead, responses=responses(404))
 async def update_proxy(
     proxy_id: str,
     payload: ProxyUpdate,
@@ -83,6 +84,6 @@ async def update_proxy(
     return await proxy_service.read(health, proxy)
 
 
-@router.delete("/{proxy_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{proxy_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
 async def delete_proxy(proxy_id: str, _: AdminKey, session: SessionDep, health: HealthDep) -> None:
     await proxy_service.delete(session, health, proxy_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import CurrentKey, SessionDep, SettingsDep
+from app.api.problems import responses
 from app.job import service as job_service
 from app.security.secretbox import SecretBox
 from app.webhook import service as webhook_service
@@ -15,10 +16,14 @@ from app.webhook.schemas import (
     WebhookSecretRotated,
 )
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], responses=responses(401))
 
 
-@router.get("/v1/jobs/{job_id}/webhook-deliveries", response_model=WebhookDeliveryList)
+@router.get(
+    "/v1/jobs/{job_id}/webhook-deliveries",
+    response_model=WebhookDeliveryList,
+    responses=responses(404),
+)
 async def job_deliveries(job_id: str, key: CurrentKey, session: SessionDep) -> WebhookDeliveryList:
     job = await job_service.get(session, job_id, key.id)  # the caller's job, or 404
     return WebhookDeliveryList(items=await webhook_service.list_for_job(session, job.id))
@@ -28,6 +33,7 @@ async def job_deliveries(job_id: str, key: CurrentKey, session: SessionDep) -> W
     "/v1/webhook-deliveries/{delivery_id}/redeliver",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookDeliveryRead,
+    responses=responses(404, 409),
 )
 async def redeliver(delivery_id: str, key: CurrentKey, session: SessionDep) -> WebhookDeliveryRead:
     return await webhook_service.redeliver(session, delivery_id, key.id)
