@@ -21,12 +21,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-# Re-pin constraints.txt to what is installed (after changing pyproject.toml).
+# Re-pin constraints.txt after changing pyproject.toml: resolve every dependency (all extras) in
+# a fresh venv, keeping the current pins (UPGRADE=1: the newest allowed versions instead), and
+# freeze it, so the file pins exactly what a fresh install gets, nothing left over.
+LOCK_VENV := .venv-lock
 lock:
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^trawl'; } > constraints.txt.new
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(if $(UPGRADE),,-c constraints.txt) -e '.[dev,sentry]'
+	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^trawl'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 install: $(VENV)/.installed
 
@@ -85,7 +91,7 @@ fmt: install
 	$(PY) -m ruff check --fix app otel tests grafana/smoke
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis
 
 # End-to-end canary against a running API (settings: TRAWL_CANARY_*, docs/monitoring/setup.md).
 canary: install
