@@ -1,11 +1,12 @@
-"""Fixtures for the stack checks: repository paths, required tools, the API on loopback."""
+"""Fixtures for the stack checks: repository paths, required tools, the API on loopback.
+``free_port``, ``wait_for`` and ``await_for`` are the shared helpers of tests/support (kept
+importable from here for the rule and dashboard tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest_asyncio
 import uvicorn
 import yaml
 
+from tests.support.net import free_port as free_port  # re-exported: stack tests import it
 from tests.support.wait import eventually, eventually_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,13 +44,6 @@ def require_tool(name: str) -> str:
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 #: What a server that is still starting answers: keep polling.
