@@ -4,13 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke dashboards
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
 	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable); test-unit: seconds"
 	@echo "make ci      - what CI runs: lint (ruff, import contracts) + typecheck + test"
 	@echo "make api | worker | migrate | healthcheck-worker | canary | lint | typecheck | fmt | clean"
+	@echo "make dashboards - regenerate grafana/dashboards/*.json and the dashboard rules from grafana/dashgen"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
 	@echo "make down | logs | smoke (proves a trace in Tempo, logs in Loki, metrics in Prometheus)"
 
@@ -74,10 +75,13 @@ test-postgres: install
 test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+# Python that belongs to the stack rather than the app (run by compose services or make up)
+STACK_PY := grafana/smoke grafana/alertmanager grafana/alert-sink grafana/prometheus/slo grafana/dashgen
+
 # ruff, then the architecture's import contracts ([tool.importlinter] in pyproject.toml).
 lint: install
-	$(PY) -m ruff check app otel tests grafana/smoke
-	$(PY) -m ruff format --check app otel tests grafana/smoke
+	$(PY) -m ruff check app otel tests $(STACK_PY)
+	$(PY) -m ruff format --check app otel tests $(STACK_PY)
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install
@@ -87,8 +91,14 @@ typecheck: install
 ci: lint typecheck test
 
 fmt: install
-	$(PY) -m ruff format app otel tests grafana/smoke
-	$(PY) -m ruff check --fix app otel tests grafana/smoke
+	$(PY) -m ruff format app otel tests $(STACK_PY)
+	$(PY) -m ruff check --fix app otel tests $(STACK_PY)
+
+# Dashboards as code: grafana/dashgen writes grafana/dashboards/*.json and
+# grafana/prometheus/rules/dashboards.yml (docs/monitoring/dashboards.md). Commit the result;
+# tests/dashboards fails when the committed files differ from what the code generates.
+dashboards: install
+	$(PY) -m grafana.dashgen
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis
@@ -99,8 +109,8 @@ canary: install
 
 # --- the observability stack (docker-compose.otel.yml; docs/monitoring/setup.md) -------------
 STACK := grafana/bin/stack.sh
-up:
-	@$(STACK) up
+up: install
+	@PY=$(PY) $(STACK) up
 down:
 	@$(STACK) down
 logs:

@@ -41,12 +41,24 @@ ensure_env() {
       echo "$name=$(secret)" >> "$ENV_FILE"; generated="$generated $name"
     fi
   done
-  for name in GRAFANA_PORT GRAFANA_ADMIN_USER TRAWL_ENVIRONMENT PROMETHEUS_RETENTION TEMPO_RETENTION LOKI_RETENTION; do
-    if [ -n "${!name:-}" ]; then sed -i "/^$name=/d" "$ENV_FILE"; echo "$name=${!name}" >> "$ENV_FILE"; fi
+  for name in GRAFANA_PORT GRAFANA_ADMIN_USER GRAFANA_ROOT_URL TRAWL_ENVIRONMENT PROMETHEUS_RETENTION \
+              TEMPO_RETENTION LOKI_RETENTION TRAWL_RUNBOOK_BASE_URL $(compgen -v ALERTMANAGER_ || true); do
+    if [ -n "${!name:-}" ]; then
+      sed -i "/^$name=/d" "$ENV_FILE"; printf '%s=%s\n' "$name" "${!name}" >> "$ENV_FILE"
+    fi
   done
   if [ -n "$generated" ]; then
     echo "Generated (unset in the environment) and kept in $ENV_FILE:$generated"
   fi
+}
+
+# Alertmanager runs var/alertmanager: the committed config with the receivers whose secrets are
+# set (ALERTMANAGER_*, in the environment or var/stack.env), the local alert-sink for the others.
+render_alertmanager() {
+  local py=${PY:-.venv/bin/python}
+  [ -x "$py" ] || py=python3
+  "$py" -c 'import yaml' 2>/dev/null || die "make up: PyYAML is needed to render the Alertmanager config (make install)"
+  "$py" grafana/alertmanager/render.py var/alertmanager --env-file "$ENV_FILE"
 }
 
 compose() { $COMPOSE --env-file "$ENV_FILE" -f "$FILE" "$@"; }
@@ -62,7 +74,7 @@ probe() { compose exec -T prometheus wget -q -O /dev/null -T 3 "$1" >/dev/null 2
 
 wait_healthy() {
   local deadline=$((SECONDS + UP_TIMEOUT_S)) pending s
-  local with_check=(postgres redis api worker prometheus alertmanager grafana canary)
+  local with_check=(postgres redis api worker prometheus alertmanager alert-sink grafana canary)
   local probed=("otel-collector http://otel-collector:13133/" "tempo http://tempo:3200/ready" "loki http://loki:3100/ready")
   while :; do
     pending=""
@@ -86,7 +98,7 @@ grafana_url() {
 
 case "${1:-}" in
   up)
-    need_docker up; ensure_env
+    need_docker up; ensure_env; render_alertmanager
     profiles=(); [ "${DEMO:-0}" = 1 ] && profiles=(--profile demo)
     compose "${profiles[@]}" up -d --build
     echo "waiting for the stack to be healthy (up to ${UP_TIMEOUT_S}s)..."

@@ -118,7 +118,7 @@ async def test_live_prometheus_loads_rules_accepts_remote_write_and_scrapes(
         },
         rules,
     )
-    processes(
+    am_proc = processes(
         "alertmanager",
         [
             am_exe,
@@ -253,7 +253,18 @@ async def test_live_prometheus_loads_rules_accepts_remote_write_and_scrapes(
                 r = await client.get(f"http://{am}/api/v2/alerts")
                 return any(a["labels"]["alertname"] == "StackLiveTestAlways" for a in r.json())
 
-            await await_for(alert_in_alertmanager, "rule alert delivered to Alertmanager", 60)
+            # An alert evaluated before the notifier has discovered Alertmanager is dropped
+            # (prometheus_notifications_dropped_total) and sent again after
+            # --rules.alert.resend-delay (5 s here, see above): a generous budget for it.
+            try:
+                await await_for(alert_in_alertmanager, "rule alert delivered to Alertmanager", 100)
+            except AssertionError as exc:
+                rules_state = (await _get(client, f"{base}/api/v1/alerts"))["alerts"]
+                raise AssertionError(
+                    f"{exc}\nPrometheus alerts: {rules_state}\n"
+                    f"--- prometheus log ---\n{p.output()}\n--- alertmanager log ---\n"
+                    f"{am_proc.output()}"
+                ) from exc
     finally:
         server.shutdown()
         thread.join(timeout=5)

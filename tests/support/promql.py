@@ -146,6 +146,22 @@ def external_series() -> dict[str, str]:
     return out
 
 
+#: The labels Prometheus adds to every scraped (or remote-written) series.
+SCRAPE_LABELS = frozenset({"job", "instance"})
+
+
+@cache
+def external_labels() -> dict[str, frozenset[str] | None]:
+    """Stack series -> the labels it carries (``job`` and ``instance`` included); ``None`` for
+    series that may carry any label (``["*"]`` in the file: ``ALERTS`` has its rule's labels)."""
+    doc = yaml.safe_load(EXTERNAL_METRICS.read_text())
+    out: dict[str, frozenset[str] | None] = {}
+    for entry in doc["sources"].values():
+        for name, labels in entry["metrics"].items():
+            out[name] = None if labels == ["*"] else frozenset(labels) | SCRAPE_LABELS
+    return out
+
+
 def known_series() -> dict[str, str]:
     """Every series name a rule or panel may use -> where it comes from."""
     known = {name: "app catalogue" for name in catalogue_series()}
