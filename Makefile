@@ -4,11 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck fmt clean up down logs smoke dashboards
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke dashboards
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
-	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable)"
+	@echo "make test    - the whole test suite (SQLite; PostgreSQL too when reachable); test-unit: seconds"
+	@echo "make ci      - what CI runs: lint (ruff, import contracts) + typecheck + test"
 	@echo "make api | worker | migrate | healthcheck-worker | canary | lint | typecheck | fmt | clean"
 	@echo "make dashboards - regenerate grafana/dashboards/*.json and the dashboard rules from grafana/dashgen"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
@@ -21,24 +22,31 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-# Re-pin constraints.txt to what is installed (after changing pyproject.toml).
+# Re-pin constraints.txt after changing pyproject.toml: resolve every dependency (all extras) in
+# a fresh venv, keeping the current pins (UPGRADE=1: the newest allowed versions instead), and
+# freeze it, so the file pins exactly what a fresh install gets, nothing left over.
+LOCK_VENV := .venv-lock
 lock:
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^trawl'; } > constraints.txt.new
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(if $(UPGRADE),,-c constraints.txt) -e '.[dev,sentry]'
+	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^trawl'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 install: $(VENV)/.installed
 
-# Local development only: lets `make run` scrape loopback/private pages (the README example).
-# Local development: loopback targets allowed. Without OTEL_EXPORTER_OTLP_ENDPOINT there is no
-# collector to send to (no `make up`), so export stays off instead of failing every few seconds.
+# Local development: loopback and private targets are allowed unless the environment says
+# otherwise (TRAWL_ALLOW_PRIVATE_TARGETS=false make run), so the README example can scrape a
+# page on 127.0.0.1. Without OTEL_EXPORTER_OTLP_ENDPOINT there is no collector to send to (no
+# `make up`), so export stays off instead of failing every few seconds.
 run: install
 	@if [ -z "$$OTEL_EXPORTER_OTLP_ENDPOINT" ]; then \
 	  echo "telemetry export off: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4318) to send it"; \
 	  export OTEL_TRACES_EXPORTER=$${OTEL_TRACES_EXPORTER:-none} OTEL_METRICS_EXPORTER=$${OTEL_METRICS_EXPORTER:-none} \
 	         OTEL_LOGS_EXPORTER=$${OTEL_LOGS_EXPORTER:-none}; \
-	fi; TRAWL_ALLOW_PRIVATE_TARGETS=true $(PY) -m app.run
+	fi; TRAWL_ALLOW_PRIVATE_TARGETS=$${TRAWL_ALLOW_PRIVATE_TARGETS:-true} $(PY) -m app.run
 
 api: install
 	$(PY) -m app.serve --host 127.0.0.1 --port 8000
@@ -63,15 +71,24 @@ test-sqlite: install
 test-postgres: install
 	TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
 
+# The unit tests alone: no I/O, seconds (tests/README.md).
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
 # Python that belongs to the stack rather than the app (run by compose services or make up)
 STACK_PY := grafana/smoke grafana/alertmanager grafana/alert-sink grafana/prometheus/slo grafana/dashgen
 
+# ruff, then the architecture's import contracts ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(PY) -m ruff check app otel tests $(STACK_PY)
 	$(PY) -m ruff format --check app otel tests $(STACK_PY)
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install
 	$(PY) -m mypy
+
+# Everything CI checks (.ci/run calls this after starting PostgreSQL and Redis).
+ci: lint typecheck test
 
 fmt: install
 	$(PY) -m ruff format app otel tests $(STACK_PY)
@@ -84,7 +101,7 @@ dashboards: install
 	$(PY) -m grafana.dashgen
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis
 
 # End-to-end canary against a running API (settings: TRAWL_CANARY_*, docs/monitoring/setup.md).
 canary: install

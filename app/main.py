@@ -1,4 +1,9 @@
-"""The API process: ``create_app()`` and its lifespan (``make api``; ``make run`` adds a worker)."""
+"""The API process: ``create_app()`` and its lifespan (``make api``; ``make run`` adds a worker).
+
+``create_app`` builds the FastAPI application (middleware, problem handlers, routers);
+:class:`Runtime` is what its lifespan starts and stops: the database, the queue broker, the
+health checks, the error-group flush, the queue-gauge sampler and the event-loop monitor.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,34 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
+from taskiq_redis import RedisStreamBroker
 
 import otel
 from app import __version__
 from app.api import problems
-from app.api.deps import Services
+from app.api.deps import Services, reject_nul
 from app.api.limits import BodySizeLimit
 from app.api.request_id import RequestIdMiddleware
 from app.api.routes import api_keys, errors, health, jobs, metrics, proxies, webhooks
 from app.auth import service as auth_service
 from app.db import Database
 from app.db.migrate import upgrade
-from app.embedded_redis import resolve_redis_url
+from app.embedded_redis import EmbeddedRedis, resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.health import HealthService
+from app.job import checks as job_checks
 from app.job.gauges import QueueGauges
 from app.proxy import service as proxy_service
 from app.proxy.rotator import ProxyRotator
 from app.queue import Publisher, build_broker
 from app.settings import Settings, get_settings
-from app.telemetry import quiet
 from app.telemetry.errors import set_tracker
 from app.telemetry.setup import setup_process
 from app.webhook import service as webhook_service
-from otel.asgi import TelemetryMiddleware
 
 log = logging.getLogger("trawl.api")
 
@@ -41,13 +47,7 @@ log = logging.getLogger("trawl.api")
 # fraction of the cost (docs/adr/0003-lean-http-server-instrumentation.md).
 NATIVE_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 BROKER_STARTUP_TIMEOUT_S = 2.0
-
-
-async def _bootstrap_admin(db: Database, settings: Settings) -> None:
-    if settings.admin_api_key is None:
-        return
-    async with db.transaction() as session:
-        await auth_service.ensure_admin_key(session, settings.admin_api_key.get_secret_value())
+BACKGROUND_STOP_TIMEOUT_S = 5.0
 
 
 def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None = None) -> FastAPI:
@@ -61,73 +61,13 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        setup_process("api", settings)
-        redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
-        if settings.migrate_on_start:
-            await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
-        db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
-        otel.instrument_sqlalchemy(db.engine)
-        otel.instrument_redis()
-        broker = build_broker(redis_url, settings.redis_prefix, maxlen=settings.stream_maxlen)
-        tracker = ErrorTracker(db, settings.error_flush_interval_s)
-        stop = asyncio.Event()
-        with quiet():  # start-up and the flush loop make no spans
-            await _bootstrap_admin(db, settings)
-            try:
-                await asyncio.wait_for(broker.startup(), timeout=BROKER_STARTUP_TIMEOUT_S)
-            except Exception as exc:  # start anyway: /health/ready reports what is missing
-                log.warning(
-                    "queue broker did not start (%s); starting not ready", type(exc).__name__
-                )
-            set_tracker(tracker)
-            flusher = asyncio.create_task(tracker.run(stop))
-            health_service = HealthService(settings, db=db, redis_url=redis_url)
-            redis = Redis.from_url(
-                redis_url,
-                socket_timeout=settings.health_check_timeout_s,
-                socket_connect_timeout=settings.health_check_timeout_s,
-            )
-            health_service.register(
-                "proxy_pools", proxy_service.pools_check(ProxyRotator(db, redis, settings))
-            )
-            health_service.register(
-                "webhook_outbox",
-                webhook_service.outbox_check(db, max_pending=settings.health_webhook_max_pending),
-            )
-            health_service.register_metrics()
-            health_service.start()
-            # Queue gauges from SQL and the stream, also when no worker is alive.
-            gauges = QueueGauges(db, redis, settings.redis_prefix, settings.queue_stats_interval_s)
-            gauges.register()
-            sampler = asyncio.create_task(gauges.run(stop))
-            loop_monitor = otel.LoopMonitor()
-            loop_monitor.start()
-        app.state.services = Services(
-            settings=settings, db=db, publisher=Publisher(broker), health=health_service
-        )
+        runtime = await Runtime.start(settings)
+        app.state.services = runtime.services()
         log.info("api started")
         try:
             yield
         finally:
-            health_service.begin_draining()
-            await health_service.close()
-            stop.set()
-            gauges.unregister()
-            await loop_monitor.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(sampler, timeout=5.0)
-            await redis.aclose()
-            with contextlib.suppress(Exception):
-                await flusher
-            set_tracker(None)
-            await broker.shutdown()
-            await db.dispose()
-            if embedded is not None:
-                embedded.stop()
-            if owns_telemetry:
-                otel.shutdown(timeout_s=5.0)
-            else:
-                otel.force_flush(2.0)
+            await runtime.stop(owns_telemetry=owns_telemetry)
 
     app = FastAPI(
         title="Trawl",
@@ -135,18 +75,123 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
         summary="Scrape jobs over a REST API, observable end to end.",
         lifespan=lifespan,
         telemetry=NATIVE_TELEMETRY_OFF,  # type: ignore[arg-type]
+        dependencies=[Depends(reject_nul)],
     )
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     # outermost: its span covers everything below
-    app.add_middleware(TelemetryMiddleware, trust_incoming=settings.trust_traceparent)
-    app.include_router(jobs.router)
-    app.include_router(api_keys.router)
-    app.include_router(errors.router)
-    app.include_router(proxies.router)
-    app.include_router(webhooks.router)
-    app.include_router(health.router)
+    app.add_middleware(otel.TelemetryMiddleware, trust_incoming=settings.trust_traceparent)
+    for router in (jobs, api_keys, errors, proxies, webhooks, health):
+        app.include_router(router.router)
     if settings.metrics_endpoint_enabled:
         app.include_router(metrics.router)
     return app
+
+
+@dataclass
+class Runtime:
+    """What one API process runs besides its routes, in start-up order."""
+
+    settings: Settings
+    db: Database
+    broker: RedisStreamBroker
+    redis: Redis  # short timeouts: health checks and the queue-gauge sampler
+    health: HealthService
+    gauges: QueueGauges
+    embedded: EmbeddedRedis | None
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    loop_monitor: otel.LoopMonitor = field(default_factory=otel.LoopMonitor)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def services(self) -> Services:
+        """What the routes use (``app.state.services``)."""
+        return Services(
+            settings=self.settings,
+            db=self.db,
+            publisher=Publisher(self.broker),
+            health=self.health,
+        )
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        setup_process("api", settings)
+        redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
+        db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+        otel.instrument_sqlalchemy(db.engine)
+        otel.instrument_redis()
+        redis = Redis.from_url(
+            redis_url,
+            socket_timeout=settings.health_check_timeout_s,
+            socket_connect_timeout=settings.health_check_timeout_s,
+        )
+        runtime = cls(
+            settings=settings,
+            db=db,
+            broker=build_broker(redis_url, settings.redis_prefix, maxlen=settings.stream_maxlen),
+            redis=redis,
+            health=health_service(settings, db, redis_url, redis),
+            # queue gauges from SQL and the stream, also when no worker is alive
+            gauges=QueueGauges(db, redis, settings.redis_prefix, settings.queue_stats_interval_s),
+            embedded=embedded,
+        )
+        with otel.suppress_instrumentation():  # start-up and the background loops make no spans
+            await runtime._start_background()
+        return runtime
+
+    async def _start_background(self) -> None:
+        if self.settings.admin_api_key is not None:
+            async with self.db.session() as session:
+                secret = self.settings.admin_api_key.get_secret_value()
+                await auth_service.ensure_admin_key(session, secret)
+        try:
+            await asyncio.wait_for(self.broker.startup(), timeout=BROKER_STARTUP_TIMEOUT_S)
+        except Exception as exc:  # start anyway: /health/ready reports what is missing
+            log.warning("queue broker did not start (%s); starting not ready", type(exc).__name__)
+        tracker = ErrorTracker(self.db, self.settings.error_flush_interval_s)
+        set_tracker(tracker)
+        self.health.register_metrics()
+        self.health.start()
+        self.gauges.register()
+        self.loop_monitor.start()
+        self.background = [
+            asyncio.create_task(tracker.run(self.stop_event)),
+            asyncio.create_task(self.gauges.run(self.stop_event)),
+        ]
+
+    async def stop(self, *, owns_telemetry: bool) -> None:
+        """Report not ready, stop the background loops (the error groups get a last flush),
+        close every connection, then flush or shut down telemetry."""
+        self.health.begin_draining()
+        await self.health.close()
+        self.stop_event.set()
+        self.gauges.unregister()
+        await self.loop_monitor.stop()
+        for task in self.background:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=BACKGROUND_STOP_TIMEOUT_S)
+        set_tracker(None)
+        await self.redis.aclose()
+        await self.broker.shutdown()
+        await self.db.dispose()
+        if self.embedded is not None:
+            self.embedded.stop()
+        if owns_telemetry:
+            otel.shutdown(timeout_s=5.0)
+        else:
+            otel.force_flush(2.0)
+
+
+def health_service(settings: Settings, db: Database, redis_url: str, redis: Redis) -> HealthService:
+    """The built-in checks, and each domain's: the queue and the workers (critical: the queue),
+    the proxy pools, the webhook outbox."""
+    health = HealthService(settings, db=db, redis_url=redis_url)
+    job_checks.register(health, settings)
+    health.register("proxy_pools", proxy_service.pools_check(ProxyRotator(db, redis, settings)))
+    health.register(
+        "webhook_outbox",
+        webhook_service.outbox_check(db, max_pending=settings.health_webhook_max_pending),
+    )
+    return health

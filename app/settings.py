@@ -149,10 +149,6 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'trawl.db').resolve()}"
 
     @property
-    def uses_embedded_redis(self) -> bool:
-        return self.redis_url is None
-
-    @property
     def effective_secret_key(self) -> str:
         """``TRAWL_SECRET_KEY``, or the public development key (local/test only)."""
         if self.secret_key is not None:

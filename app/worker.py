@@ -1,9 +1,11 @@
 """The worker process: ``python -m app.worker`` (``make worker``).
 
-It consumes task messages, and runs three loops: a heartbeat for its running tasks, a reaper
-for tasks whose worker died, and the dispatcher that sends due tasks (retries, deferred, or
-never sent because the queue was down) to the stream. Only one worker dispatches at a time;
-that worker also samples the queue gauges (as every API process does: app/job/gauges.py).
+It consumes task messages and runs its background loops (``Worker._start_loops``): a heartbeat
+for its running tasks, a reaper for tasks whose worker died, the dispatcher that sends due tasks
+(retries, deferred, or never sent because the queue was down) to the stream, the webhook
+dispatcher, the error-group flush, and the queue-gauge and proxy-pool samplers. Only one worker
+dispatches at a time (a Redis lease); that worker also samples the queue gauges (as every API
+process does: app/job/gauges.py) and the proxy pool sizes.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from app.job.gauges import QueueGauges
 from app.job.processing import WorkerContext
 from app.proxy.egress import Egress, ProxyClients
 from app.proxy.rotator import ProxyRotator
-from app.queue import Politeness, Publisher, build_broker, register_handler
+from app.queue import Politeness, Publisher, build_broker, register_handler, worker_key
 from app.security.ssrf import SsrfPolicy, egress_transport
 from app.settings import Settings, get_settings
-from app.telemetry import instruments, quiet
+from app.telemetry import instruments
 from app.telemetry.errors import set_tracker
 from app.telemetry.setup import setup_process
 from app.webhook.dispatcher import WebhookDispatcher
@@ -48,6 +50,45 @@ STOP_TIMEOUT_S = 5.0  # each loop and close step gets this long
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+#: The direct client's connection pool (across all target sites).
+DIRECT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
+
+def worker_context(
+    settings: Settings,
+    db: Database,
+    redis: Redis,
+    rotator: ProxyRotator,
+    ssrf: SsrfPolicy,
+    worker_id: str,
+) -> WorkerContext:
+    """How this worker runs tasks: politeness shared in Redis, and its way out: a direct client
+    that checks every hop against the SSRF policy and connects to the checked address (traced,
+    without sending trace context to the site), or a proxy of the job's pool."""
+    direct = make_client(
+        settings.user_agent,
+        transport=otel.traced_transport(egress_transport(ssrf, limits=DIRECT_LIMITS)),
+    )
+    return WorkerContext(
+        settings=settings,
+        db=db,
+        politeness=Politeness(
+            redis,
+            settings.redis_prefix,
+            concurrency=settings.domain_concurrency,
+            rate_per_s=settings.domain_rate_per_s,
+        ),
+        http=direct,
+        worker_id=worker_id,
+        egress=Egress(
+            direct=direct,
+            guard=ssrf,
+            rotator=rotator,
+            clients=ProxyClients.for_user_agent(settings.user_agent),
+        ),
+    )
 
 
 class Worker:
@@ -66,39 +107,15 @@ class Worker:
             consumer_name=self.worker_id,
         )
         self.publisher = Publisher(self.broker)
-        # Direct fetches: every hop checked by the SSRF policy and the connection pinned to the
-        # checked address; traced without sending trace context to the site.
         ssrf = SsrfPolicy.from_settings(settings)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        direct = make_client(
-            settings.user_agent,
-            transport=otel.traced_transport(egress_transport(ssrf, limits=limits)),
-        )
         self.rotator = ProxyRotator(self.db, self.redis, settings)
-        self.ctx = WorkerContext(
-            settings=settings,
-            db=self.db,
-            politeness=Politeness(
-                self.redis,
-                settings.redis_prefix,
-                concurrency=settings.domain_concurrency,
-                rate_per_s=settings.domain_rate_per_s,
-            ),
-            http=direct,
-            worker_id=self.worker_id,
-            egress=Egress(
-                direct=direct,
-                guard=ssrf,
-                rotator=self.rotator,
-                clients=ProxyClients.for_user_agent(settings.user_agent),
-            ),
-        )
+        self.ctx = worker_context(settings, self.db, self.redis, self.rotator, ssrf, self.worker_id)
+        register_handler(self.broker, tasks.make_handler(self.ctx))
         self.webhooks = (
             WebhookDispatcher(self.db, settings, policy=ssrf)
             if settings.webhook_delivery_enabled
             else None
         )
-        register_handler(self.broker, tasks.make_handler(self.ctx))
         self.tracker = ErrorTracker(self.db, settings.error_flush_interval_s)
         self._stopping = asyncio.Event()
         self._leader = False
@@ -149,7 +166,7 @@ class Worker:
         await asyncio.to_thread(touch_alive_file, self.settings.data_dir)
         await tasks.heartbeat(self.db, self.worker_id, list(self.ctx.active))
         ttl = int(self.settings.stale_after_s)
-        await self.redis.set(f"{self.settings.redis_prefix}:worker:{self.worker_id}", "1", ex=ttl)
+        await self.redis.set(worker_key(self.settings.redis_prefix, self.worker_id), "1", ex=ttl)
 
     async def _snapshot_proxies(self) -> None:
         """Pool sizes by state, for the gauge: reported by the dispatching worker alone."""
@@ -189,7 +206,7 @@ class Worker:
     async def run(self) -> None:
         # Startup and the poll loops make no spans (nobody reads them); each task handler
         # opens its own trace. Tasks created here inherit the suppressed context.
-        with quiet():
+        with otel.suppress_instrumentation():
             await self.broker.startup()
             set_tracker(self.tracker)
             self._register_gauges()

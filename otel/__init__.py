@@ -1,6 +1,8 @@
-"""Trawl telemetry SDK: OpenTelemetry setup, JSON logs, error grouping.
+"""Trawl telemetry SDK: OpenTelemetry setup, JSON logs, error grouping, redaction.
 
-Never imports ``app``; never raises into the caller. See docs/telemetry-sdk.md.
+Never imports ``app``; never raises into the caller. This module is the package's public face:
+the application imports ``otel`` and uses the names in ``__all__``, never a submodule (an
+import-linter contract). See docs/telemetry-sdk.md.
 
     tel = otel.configure("trawl-api", service_version=__version__)
     otel.configure_logging("INFO")
@@ -15,6 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -23,20 +26,27 @@ from opentelemetry.sdk.trace.export import SpanExporter
 # below that touches contrib instrumentations.
 from otel import _semconv, _setup
 from otel._setup import DEFAULT_SHUTDOWN_TIMEOUT_S, Telemetry
+from otel.asgi import TelemetryMiddleware
 from otel.collector import collector_endpoint
 from otel.context import bind_context, current_context, reset_context, set_context
-from otel.errors import fingerprint, record_exception
+from otel.errors import GROUP_KEY_ATTR, fingerprint, record_exception
 from otel.export_stats import export_failures
 from otel.http_client import traced_transport
 from otel.instrument import instrument_redis, instrument_sqlalchemy
 from otel.logs import configure_logging
-from otel.metrics import safe_attr
+from otel.metrics import DURATION_BUCKETS_S, meter, safe_attr
+from otel.redact import redact_text, redact_url, redact_value
 from otel.runtime import LoopMonitor, instrument_runtime
+from otel.sentry import close_sentry, init_sentry
 
 __all__ = [
+    "DURATION_BUCKETS_S",
+    "GROUP_KEY_ATTR",
     "LoopMonitor",
     "Telemetry",
+    "TelemetryMiddleware",
     "bind_context",
+    "close_sentry",
     "collector_endpoint",
     "configure",
     "configure_logging",
@@ -44,15 +54,21 @@ __all__ = [
     "export_failures",
     "fingerprint",
     "force_flush",
+    "init_sentry",
     "instrument_redis",
     "instrument_runtime",
     "instrument_sqlalchemy",
+    "meter",
     "prometheus_exposition",
     "record_exception",
+    "redact_text",
+    "redact_url",
+    "redact_value",
     "reset_context",
     "safe_attr",
     "set_context",
     "shutdown",
+    "suppress_instrumentation",
     "traced_transport",
 ]
 

@@ -35,7 +35,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observati
 from otel.errors import type_name
 from otel.metrics import DURATION_BUCKETS_S
 
-__all__ = ["OPERATIONS", "instrument_engine", "pool_name"]
+__all__ = ["OPERATIONS", "instrument_engine", "operation_name", "pool_name"]
 
 _log = logging.getLogger("otel")
 _SCOPE = "otel.db"
@@ -89,7 +89,8 @@ def pool_name(engine: Any) -> str:
     return f"{url.drivername}://{host}/{url.database or ''}"
 
 
-def _operation(statement: str) -> str:
+def operation_name(statement: str) -> str:
+    """``db.operation.name``: the statement's first keyword, from :data:`OPERATIONS`."""
     head = statement.lstrip(" \t\r\n(").split(None, 1)
     word = head[0].upper() if head else ""
     return word if word in OPERATIONS else "_OTHER"
@@ -119,7 +120,8 @@ class _Instruments:
 
 _lock = threading.Lock()
 _engines: dict[int, _Engine] = {}
-_instruments: tuple[int, _Instruments] | None = None
+# Keyed by the provider object, never its id() (a new provider may reuse a collected one's id).
+_instruments: tuple[metrics.MeterProvider, _Instruments] | None = None
 
 
 def _current() -> _Instruments:
@@ -127,10 +129,10 @@ def _current() -> _Instruments:
     global _instruments
     provider = metrics.get_meter_provider()
     cached = _instruments
-    if cached is not None and cached[0] == id(provider):
+    if cached is not None and cached[0] is provider:
         return cached[1]
     with _lock:
-        if _instruments is not None and _instruments[0] == id(provider):
+        if _instruments is not None and _instruments[0] is provider:
             return _instruments[1]
         meter = provider.get_meter(_SCOPE)
         meter.create_observable_up_down_counter(
@@ -172,7 +174,7 @@ def _current() -> _Instruments:
         )
         for state in _engines.values():  # engines instrumented under a previous provider
             made.timeouts.add(0, {POOL: state.name})
-        _instruments = (id(provider), made)
+        _instruments = (provider, made)
         return made
 
 
@@ -253,7 +255,7 @@ def _listen(sync_engine: Any, state: _Engine) -> None:
             if started is None:
                 return
             setattr(context, _START, None)
-            attrs = {SYSTEM: state.system, OPERATION: _operation(str(statement or ""))}
+            attrs = {SYSTEM: state.system, OPERATION: operation_name(str(statement or ""))}
             if error is not None:
                 attrs[ERROR] = type_name(error)
             _current().duration.record(time.perf_counter() - started, attrs)

@@ -54,7 +54,7 @@ class ExportStats:
         self._counts: dict[tuple[Signal, Reason], int] = {}
         self._logged_at: dict[Signal, float] = {}
         self._provider: Callable[[], MeterProvider | None] = lambda: None
-        self._counter: tuple[int, Counter] | None = None
+        self._counter: tuple[MeterProvider, Counter] | None = None
 
     def bind(self, provider: Callable[[], MeterProvider | None]) -> None:
         """Where the ``trawl.telemetry.export.failures`` counter lives (the active provider)."""
@@ -110,12 +110,12 @@ class ExportStats:
         if provider is None:
             return None
         cached = self._counter
-        if cached is not None and cached[0] == id(provider):
+        if cached is not None and cached[0] is provider:
             return cached[1]
         counter = provider.get_meter("otel").create_counter(
             METRIC_NAME, unit="{item}", description="Telemetry items lost before the collector."
         )
-        self._counter = (id(provider), counter)
+        self._counter = (provider, counter)  # the object, not its id (ids are reused)
         return counter
 
     def snapshot(self) -> dict[str, dict[str, int]]:

@@ -20,7 +20,8 @@ __all__ = ["instrument_redis", "instrument_sqlalchemy"]
 _log = logging.getLogger("otel")
 _lock = threading.Lock()
 _sqla_engines: set[int] = set()
-_redis_provider: int | None = None
+# the provider itself, never its id() (a new provider may reuse a collected one's id)
+_redis_provider: object = None
 
 
 def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> bool:
@@ -85,9 +86,9 @@ def instrument_redis(client: Any | None = None) -> bool:
         if client is None:
             global _redis_provider
             inst = RedisInstrumentor()
-            provider = id(trace.get_tracer_provider())
+            provider = trace.get_tracer_provider()
             with _lock:
-                if inst.is_instrumented_by_opentelemetry and _redis_provider != provider:
+                if inst.is_instrumented_by_opentelemetry and _redis_provider is not provider:
                     # the tracer was bound to a provider since replaced (fork child, tests)
                     inst.uninstrument()
                 if not inst.is_instrumented_by_opentelemetry:

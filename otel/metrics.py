@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TypeVar
 
-from opentelemetry.sdk.metrics import Histogram, ObservableCounter
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter, NoOpMeter
+from opentelemetry.sdk.metrics import Histogram, MeterProvider, ObservableCounter
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
 __all__ = [
     "DURATION_BUCKETS_S",
     "HTTP_CLIENT_ATTRIBUTE_KEYS",
     "HTTP_METHODS",
-    "SIZE_BUCKETS_BY",
     "default_views",
+    "meter",
     "normalize_method",
     "safe_attr",
 ]
@@ -42,19 +44,6 @@ DURATION_BUCKETS_S: tuple[float, ...] = (
     30.0,
     60.0,
     120.0,
-)
-
-#: Size buckets in bytes (100 B .. 50 MiB).
-SIZE_BUCKETS_BY: tuple[float, ...] = (
-    100,
-    1_000,
-    10_000,
-    100_000,
-    500_000,
-    1_000_000,
-    5_000_000,
-    10_000_000,
-    52_428_800,
 )
 
 #: Attributes kept on ``http.client.*`` metrics. ``server.address``/``server.port``/``url.*``
@@ -94,12 +83,21 @@ def normalize_method(method: str | bytes | None) -> str:
     return str(safe_attr(method.upper(), HTTP_METHODS))
 
 
+def meter(name: str) -> Meter:
+    """``name``'s meter on the installed meter provider, or a no-op meter until one is
+    installed (:func:`otel.configure`).
+
+    Not OpenTelemetry's placeholder: an instrument made on it is re-created, callbacks and all,
+    on every provider installed later, and there it shadows the same instrument made for that
+    provider (whose callbacks are then never called)."""
+    provider = metrics.get_meter_provider()
+    if isinstance(provider, MeterProvider):
+        return provider.get_meter(name)
+    return NoOpMeter(name)
+
+
 def _seconds() -> ExplicitBucketHistogramAggregation:
     return ExplicitBucketHistogramAggregation(boundaries=DURATION_BUCKETS_S)
-
-
-def _bytes() -> ExplicitBucketHistogramAggregation:
-    return ExplicitBucketHistogramAggregation(boundaries=SIZE_BUCKETS_BY)
 
 
 def default_views() -> list[View]:
@@ -107,10 +105,9 @@ def default_views() -> list[View]:
 
     Selectors never overlap (an instrument matched by two Views becomes two streams):
 
-    * ``http.client.request.duration`` / ``http.client.*.body.size``: seconds/bytes buckets,
-      attributes limited to :data:`HTTP_CLIENT_ATTRIBUTE_KEYS`.
+    * ``http.client.request.duration``: seconds buckets, attributes limited to
+      :data:`HTTP_CLIENT_ATTRIBUTE_KEYS`.
     * ``http.server.request.duration``, ``db.client.operation.duration``: seconds buckets.
-    * ``http.server.*.body.size``: bytes buckets.
     * ``cpython.gc.collections``: only ``cpython.gc.generation`` (the system-metrics
       instrumentation also sets a deprecated duplicate, ``generation``).
     """
@@ -124,30 +121,8 @@ def default_views() -> list[View]:
         ),
         View(
             instrument_type=Histogram,
-            instrument_name="http.client.request.body.size",
-            aggregation=_bytes(),
-            attribute_keys=keys,
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="http.client.response.body.size",
-            aggregation=_bytes(),
-            attribute_keys=keys,
-        ),
-        View(
-            instrument_type=Histogram,
             instrument_name="http.server.request.duration",
             aggregation=_seconds(),
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="http.server.request.body.size",
-            aggregation=_bytes(),
-        ),
-        View(
-            instrument_type=Histogram,
-            instrument_name="http.server.response.body.size",
-            aggregation=_bytes(),
         ),
         View(
             instrument_type=Histogram,

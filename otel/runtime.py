@@ -172,7 +172,8 @@ def _observe_last_tick(_options: CallbackOptions) -> Iterable[Observation]:
 # --------------------------------------------------------------------------- setup
 
 _lock = threading.Lock()
-_provider_id: int | None = None
+# the provider itself, never its id() (a new provider may reuse a collected one's id)
+_provider: metrics.MeterProvider | None = None
 
 
 def instrument_runtime(meter_provider: metrics.MeterProvider | None = None) -> bool:
@@ -182,11 +183,11 @@ def instrument_runtime(meter_provider: metrics.MeterProvider | None = None) -> b
     previous provider's instruments are left behind with it). Returns True on success;
     never raises.
     """
-    global _provider_id, _LAG
+    global _provider, _LAG
     provider = meter_provider or metrics.get_meter_provider()
     try:
         with _lock:
-            if _provider_id == id(provider):
+            if _provider is provider:
                 return True
             _system_metrics(provider)
             meter = provider.get_meter(_SCOPE)
@@ -209,7 +210,7 @@ def instrument_runtime(meter_provider: metrics.MeterProvider | None = None) -> b
                 description="How late the event loop ran a timer due every second.",
                 explicit_bucket_boundaries_advisory=list(LAG_BUCKETS_S),
             )
-            _provider_id = id(provider)
+            _provider = provider
         return True
     except Exception:
         _log.warning("runtime metrics unavailable; continuing without them", exc_info=True)
@@ -228,7 +229,7 @@ def _system_metrics(provider: metrics.MeterProvider) -> None:
 
 
 def _reset_for_tests() -> None:
-    global _provider_id, _LAG
+    global _provider, _LAG
     with _lock:
-        _provider_id = None
+        _provider = None
         _LAG = None

@@ -1,11 +1,12 @@
-"""Test fixtures: real Redis, a real database (SQLite or PostgreSQL), a loopback target site,
-the API in process, and a real worker consuming the real queue."""
+"""Fixtures shared by the integration and stack tests: real Redis, a real database (SQLite or
+PostgreSQL, ``TEST_DB``), a loopback target site, the API in process, and a real worker consuming
+the real queue. Each is built the first time a test asks for it: unit tests build none.
+Helpers live in ``tests/support``."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,11 +17,13 @@ import pytest
 import pytest_asyncio
 import redis
 
-from app.db.migrate import upgrade
 from app.embedded_redis import EmbeddedRedis
 from app.main import create_app
 from app.settings import Settings
 from app.worker import Worker
+from tests.support.config import ADMIN_KEY, POSTGRES_URL, TEST_DB, make_settings
+from tests.support.databases import Databases
+from tests.support.net import reachable
 from tests.support.target_site import TargetSite
 
 # The SDK stays on (tests build their own providers and in-memory readers), but nothing exports
@@ -28,23 +31,11 @@ from tests.support.target_site import TargetSite
 for _signal in ("TRACES", "METRICS", "LOGS"):
     os.environ.setdefault(f"OTEL_{_signal}_EXPORTER", "none")
 
-ADMIN_KEY = "test-admin-key-" + "x" * 32
-TEST_DB = os.environ.get("TEST_DB", "sqlite")
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
 
 def pytest_configure(config: pytest.Config) -> None:
     if TEST_DB == "postgres":
         parsed = httpx.URL(POSTGRES_URL.replace("postgresql", "http", 1))
-        if not _reachable(parsed.host, parsed.port or 5432):
+        if not reachable(parsed.host, parsed.port or 5432):
             if os.environ.get("TRAWL_REQUIRE_POSTGRES") == "1":
                 pytest.exit(f"PostgreSQL required but unreachable at {POSTGRES_URL}", returncode=1)
             pytest.exit("PostgreSQL not reachable: skipping the PostgreSQL pass", returncode=0)
@@ -57,56 +48,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    if _reachable("127.0.0.1", 6379):
+    if reachable("127.0.0.1", 6379):
         yield "redis://127.0.0.1:6379/0"
         return
     server = EmbeddedRedis(Path(tmp_path_factory.mktemp("redis")))
     yield server.start()
     server.stop()
-
-
-def _pg_admin(url: str) -> Any:
-    import asyncpg
-
-    return asyncpg.connect(url)
-
-
-class Databases:
-    """Creates migrated databases (SQLite files or PostgreSQL databases) and drops them at the
-    end. Tests whose workers dispatch must own their database: a dispatcher sends every due
-    task it finds, so two stacks sharing one database would take each other's tasks."""
-
-    def __init__(self, tmp: pytest.TempPathFactory) -> None:
-        self.tmp = tmp
-        self.created: list[str] = []
-
-    @staticmethod
-    async def _admin(sql: str) -> None:
-        conn = await _pg_admin(POSTGRES_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    def new(self) -> str:
-        if TEST_DB == "sqlite":
-            url = f"sqlite+aiosqlite:///{self.tmp.mktemp('db') / 'trawl.db'}"
-        else:
-            name = f"trawl_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-            asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
-            self.created.append(name)
-            base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-            url = f"{base}/{name}"
-        upgrade(url)
-        return url
-
-    async def anew(self) -> str:
-        """``new()`` from async code (migrations run their own event loop, in a thread)."""
-        return await asyncio.to_thread(self.new)
-
-    def drop_all(self) -> None:
-        for name in self.created:
-            asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -120,34 +67,6 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
 def database_url(databases: Databases) -> str:
     """The suite's shared database (the session's API and worker)."""
     return databases.new()
-
-
-def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "environment": "test",
-        "database_url": database_url,
-        "redis_url": redis_url,
-        "redis_prefix": f"trawl-test-{uuid.uuid4().hex[:8]}",
-        "admin_api_key": ADMIN_KEY,
-        "migrate_on_start": False,
-        "backoff_base_s": 0.05,
-        "backoff_cap_s": 0.5,
-        "dispatch_interval_s": 0.1,
-        "heartbeat_interval_s": 0.3,
-        "stale_after_s": 2.0,
-        "domain_rate_per_s": 1000.0,
-        "domain_concurrency": 50,
-        "politeness_max_wait_s": 0.5,
-        "default_timeout_s": 5.0,
-        "max_response_bytes": 200_000,
-        # webhook tests drive their own dispatchers on the shared database; a stack that owns
-        # its database turns this on
-        "webhook_delivery_enabled": False,
-        # the suite's target site is on loopback; SSRF tests build settings with this false
-        "allow_private_targets": True,
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import otel
@@ -19,6 +20,7 @@ from app.errors import AppError
 from app.health import HealthService
 from app.queue import Publisher
 from app.settings import Settings
+from app.validation import NUL, NUL_MESSAGE
 
 
 @dataclass
@@ -109,3 +111,14 @@ async def get_health_viewer(
 
 
 HealthViewer = Annotated[None, Depends(get_health_viewer)]
+
+
+async def reject_nul(request: Request) -> None:
+    """Every route's (an app-level dependency): a path or query parameter with a NUL character
+    is a 422 problem, as in bodies (``app/validation.py``), not a database error."""
+    for where, params in (("path", request.path_params), ("query", request.query_params)):
+        for name, value in params.items():
+            if NUL in str(value):
+                raise RequestValidationError(
+                    [{"type": "value_error", "loc": (where, name), "msg": NUL_MESSAGE}]
+                )

@@ -1,4 +1,7 @@
-"""RFC 9457 problem details for every error the API returns."""
+"""RFC 9457 problem details for every error the API returns, and their place in the OpenAPI
+document: each operation declares the problems it can answer (``responses(401, 404)``), all
+with the ``Problem`` schema under ``application/problem+json``, so generated clients handle
+them (a schemathesis fuzz checks the declarations: tests/integration/test_api_contract.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +22,68 @@ from app.telemetry import capture, instruments
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("trawl.api")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error of this API (``application/problem+json``). Some types
+    add members: ``errors`` (validation), ``status_value`` (a finished job)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="`/problems/<slug>`: what happened (docs/api.md)")
+    title: str
+    status: int
+    detail: str = Field(description="for people; never carries a submitted value or a secret")
+    instance: str | None = Field(default=None, description="the request's path")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="validation problems: `{loc, msg, type}`, one per problem"
+    )
+
+
+#: What each status means when an operation declares it (per-operation detail: docs/api.md).
+_MEANING = {
+    400: "A parameter this API did not issue (a cursor)",
+    401: "Missing, malformed, unknown or revoked API key",
+    403: "The API key lacks the admin scope",
+    404: "No such resource for this API key",
+    409: "Conflicts with the resource's state",
+    413: "The request body is larger than TRAWL_MAX_BODY_BYTES",
+    422: "The request did not validate; `errors` says where and why",
+    503: "A dependency does not answer in time",
+}
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problems an operation can answer."""
+    return {s: {"description": _MEANING[s], "content": dict(_PROBLEM_CONTENT)} for s in statuses}
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the ``Problem`` schema, every validation error (422) as a
+    problem, and ``413`` on every operation that takes a body."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            declared = operation.setdefault("responses", {})
+            if "422" in declared:
+                declared["422"] = responses(422)[422]  # FastAPI's default is not our body
+            if "requestBody" in operation:
+                declared.setdefault("413", responses(413)[413])
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
 
 
 def problem(
@@ -85,6 +152,10 @@ _HTTP_SLUGS = {
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's answer to a body that is not UTF-8: like malformed JSON, it does not validate
+        unreadable = {"type": "json_invalid", "loc": ("body",), "msg": "not UTF-8 JSON text"}
+        return await _validation_error(request, RequestValidationError([unreadable]))
     slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
     title = slug.replace("-", " ").capitalize()
     return problem(exc.status_code, title, str(exc.detail), slug=slug, instance=request.url.path)
@@ -139,7 +210,9 @@ class UnhandledErrors:
 
 
 def install(app: FastAPI) -> None:
+    """Problem responses for every error, and the problems in the OpenAPI document."""
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(UnhandledErrors)
+    app.openapi = lambda: _document(app)  # type: ignore[method-assign]

@@ -22,7 +22,7 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # Webhook signing secret (Fernet-encrypted ``whsec_…``); the previous one keeps signing
-    # until ``webhook_secret_prev_expires_at`` (rotation overlap). See app/webhook/secrets.py.
+    # until ``webhook_secret_prev_expires_at`` (rotation overlap). See app/webhook/signing.py.
     webhook_secret_enc: Mapped[str | None] = mapped_column(Text, default=None)
     webhook_secret_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     webhook_secret_prev_enc: Mapped[str | None] = mapped_column(Text, default=None)

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.validation import RequestBody
+
 Scope = Literal["admin", "jobs"]
 
 
@@ -12,7 +14,7 @@ def _default_scopes() -> list[Scope]:
     return ["jobs"]
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)

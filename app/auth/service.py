@@ -1,4 +1,6 @@
-"""API keys: ``trawl_sk_<random>``, stored as SHA-256, presented as ``Authorization: Bearer``."""
+"""API keys: ``trawl_sk_<random>``, stored as SHA-256, presented as ``Authorization: Bearer``.
+
+The functions that change keys commit: each is one unit of work (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -55,8 +57,12 @@ async def create_key(session: AsyncSession, payload: ApiKeyCreate) -> tuple[ApiK
         scopes=sorted(set(payload.scopes)),
     )
     session.add(key)
-    await session.flush()
+    await session.commit()
     return key, secret
+
+
+async def list_keys(session: AsyncSession) -> list[ApiKey]:
+    return await repository.list_all(session)
 
 
 async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
@@ -65,6 +71,7 @@ async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
         raise ApiKeyNotFound(f"No API key with id {key_id!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        await session.commit()
     return key
 
 
@@ -82,5 +89,5 @@ async def ensure_admin_key(session: AsyncSession, secret: str) -> ApiKey:
         scopes=["admin", "jobs"],
     )
     session.add(key)
-    await session.flush()
+    await session.commit()
     return key

@@ -113,10 +113,15 @@ class ErrorTracker:
                 log.warning("error group flush failed", exc_info=True)
 
 
+async def list_groups(session: AsyncSession, status: str | None, limit: int) -> list[ErrorGroup]:
+    return await repository.list_groups(session, status, limit)
+
+
 async def resolve(session: AsyncSession, key: str) -> ErrorGroup:
     group = await repository.get(session, key)
     if group is None:
         raise ErrorGroupNotFound(f"No error group {key!r}")
     if group.status != "resolved":
         group.status, group.resolved_at = "resolved", utcnow()
+        await session.commit()
     return group

@@ -109,45 +109,65 @@ async def _fetch(
                 request = client.build_request("GET", url, headers=policy.headers)
                 response = await client.send(request, stream=True)
                 try:
-                    location = response.headers.get("location")
-                    if response.status_code in REDIRECT_STATUSES and location:
-                        next_url = url.join(location)
-                        if next_url.scheme not in ("http", "https"):
-                            verdict = Verdict(
-                                Outcome.HTTP_ERROR, False, "redirect to a non-HTTP URL"
-                            )
-                            return FetchResult(verdict, str(url), response.status_code)
-                        if len(redirects) >= policy.max_redirects:
-                            verdict = Verdict(Outcome.HTTP_ERROR, False, "too many redirects")
-                            return FetchResult(
-                                verdict, str(url), response.status_code, redirects=redirects
-                            )
-                        redirects.append(str(next_url))
-                        url = next_url
+                    hop = next_hop(url, response, redirects, policy.max_redirects)
+                    if isinstance(hop, httpx.URL):
+                        redirects.append(str(hop))
+                        url = hop
                         continue
+                    if hop is not None:
+                        return hop
                     body, too_large = await _read_capped(response, policy.max_bytes)
                 finally:
                     await response.aclose()
-                if too_large:
-                    verdict = Verdict(
-                        Outcome.HTTP_ERROR, False, f"response larger than {policy.max_bytes} bytes"
-                    )
-                    return FetchResult(verdict, str(url), response.status_code, redirects=redirects)
-                return FetchResult(
-                    classify_status(response.status_code, body),
-                    str(url),
-                    response.status_code,
-                    body=body,
-                    encoding=response.charset_encoding,
-                    retry_after_s=parse_retry_after(response.headers.get("retry-after")),
-                    redirects=redirects,
-                )
+                return page(url, response, body, too_large, redirects, policy.max_bytes)
     except FetchRefused as exc:
         return FetchResult(
             Verdict(Outcome.SSRF_BLOCKED, False, str(exc)), str(url), redirects=redirects
         )
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
         return FetchResult(_error_verdict(exc), str(url), redirects=redirects)
+
+
+def next_hop(
+    url: httpx.URL, response: httpx.Response, redirects: list[str], max_redirects: int
+) -> httpx.URL | FetchResult | None:
+    """After a response to ``url``: the URL a redirect leads to, a final result when the
+    redirect may not be followed (not HTTP, too many), or ``None`` when it is no redirect."""
+    location = response.headers.get("location")
+    if response.status_code not in REDIRECT_STATUSES or not location:
+        return None
+    target = url.join(location)
+    if target.scheme not in ("http", "https"):
+        verdict = Verdict(Outcome.HTTP_ERROR, False, "redirect to a non-HTTP URL")
+        return FetchResult(verdict, str(url), response.status_code)
+    if len(redirects) >= max_redirects:
+        verdict = Verdict(Outcome.HTTP_ERROR, False, "too many redirects")
+        return FetchResult(verdict, str(url), response.status_code, redirects=redirects)
+    return target
+
+
+def page(
+    url: httpx.URL,
+    response: httpx.Response,
+    body: bytes,
+    too_large: bool,
+    redirects: list[str],
+    max_bytes: int,
+) -> FetchResult:
+    """The result of a final (non-redirect) response whose body was read (or refused as too
+    large)."""
+    if too_large:
+        verdict = Verdict(Outcome.HTTP_ERROR, False, f"response larger than {max_bytes} bytes")
+        return FetchResult(verdict, str(url), response.status_code, redirects=redirects)
+    return FetchResult(
+        classify_status(response.status_code, body),
+        str(url),
+        response.status_code,
+        body=body,
+        encoding=response.charset_encoding,
+        retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+        redirects=redirects,
+    )
 
 
 def make_client(

@@ -16,7 +16,7 @@ class Outcome(enum.StrEnum):
     CONNECTION_ERROR = "connection_error"
     EXTRACT_FAILED = "extract_failed"
     CANCELLED = "cancelled"
-    # Issue 3: refused by the SSRF policy (never retried); no usable proxy in the job's pool
+    # Refused by the SSRF policy (never retried); no usable proxy in the job's pool
     # (retried with backoff, never sent direct; final outcome when attempts run out).
     SSRF_BLOCKED = "ssrf_blocked"
     NO_PROXY = "no_proxy"

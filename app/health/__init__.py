@@ -1,8 +1,18 @@
 """Health: liveness, readiness and a detailed per-component report (docs/health.md)."""
 
-from app.health.checks import Check, CheckResult, degraded, healthy, unhealthy
+from app.health.checks import (
+    SOFT_SHARE,
+    Check,
+    CheckResult,
+    abandon,
+    bounded,
+    degraded,
+    healthy,
+    unhealthy,
+)
 from app.health.schemas import (
     ComponentHealth,
+    DataValue,
     DetailedHealth,
     HealthStatus,
     Liveness,
@@ -11,14 +21,18 @@ from app.health.schemas import (
 from app.health.service import HealthService, rollup
 
 __all__ = [
+    "SOFT_SHARE",
     "Check",
     "CheckResult",
     "ComponentHealth",
+    "DataValue",
     "DetailedHealth",
     "HealthService",
     "HealthStatus",
     "Liveness",
     "Readiness",
+    "abandon",
+    "bounded",
     "degraded",
     "healthy",
     "rollup",

@@ -1,38 +1,31 @@
-"""The built-in health checks. Each returns a :class:`CheckResult` and never hangs for long:
-the service bounds every check with its own timeout, and the checks use their own
-short-timeout connections (a dedicated small engine, a dedicated Redis client), so a stuck
-application pool cannot stall them. See docs/health.md for what each status means.
+"""What a health check is, and the built-in ones: the database, Redis, the collector, the disk.
+
+A check returns a :class:`CheckResult` and never hangs for long: the service bounds every
+check with its own timeout, and the checks use their own short-timeout connections (the probes:
+a dedicated small engine, a dedicated Redis client), so a stuck application pool cannot stall
+them. Domains add their own checks on the same probes (``app/job/checks.py``, the proxy pools,
+the webhook outbox). See docs/health.md for what each status means.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic.runtime.migration import MigrationContext
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ResponseError
-from sqlalchemy import case, func, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import otel
-from app.db.base import utcnow
-from app.db.migrate import head_revision
+from app.db.migrate import current_revision, head_revision
 from app.health.schemas import DataValue, HealthStatus
-from app.job import stats
-from app.job.models import Task, TaskStatus
-from app.queue.broker import CONSUMER_GROUP, stream_name
 from app.settings import Settings
-from otel.redact import redact_text
 
 T = TypeVar("T")
 
@@ -69,7 +62,7 @@ def describe_error(exc: BaseException) -> str:
     """One redacted line: the error type and the first line of its message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return redact_text(line)[:_MAX_DETAIL]
+    return otel.redact_text(line)[:_MAX_DETAIL]
 
 
 async def bounded(awaitable: Awaitable[T], timeout_s: float) -> T:
@@ -105,10 +98,6 @@ def _consume(task: asyncio.Future[Any]) -> None:
 # --------------------------------------------------------------------------- SQL
 
 
-def _current_revision(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
-
-
 class DatabaseProbe:
     """A dedicated two-connection engine with short connect and command timeouts."""
 
@@ -131,7 +120,7 @@ class DatabaseProbe:
 
     async def check_database(self) -> CheckResult:
         async with self.engine.connect() as conn:
-            current = await conn.run_sync(_current_revision)
+            current = await current_revision(conn)
         data: dict[str, DataValue] = {"revision": current, "head": self.head}
         if current != self.head:
             return unhealthy(
@@ -140,37 +129,11 @@ class DatabaseProbe:
             )
         return healthy(f"reachable, schema at head {self.head}", **data)
 
-    async def backlog(self) -> dict[str, DataValue]:
-        """Queued tasks, the ready ones, and the age of the oldest ready one (seconds), by the
-        definition in ``app/job/stats.py`` (the ``trawl.queue.oldest_age`` gauge's)."""
-        now = utcnow()
-        is_ready = stats.due(now)
-        query = select(
-            func.count(),
-            func.coalesce(func.sum(case((is_ready, 1), else_=0)), 0),
-            func.min(case((is_ready, stats.READY_SINCE), else_=None)),
-        ).where(Task.status == TaskStatus.QUEUED)
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).one()
-        depth, ready, oldest = int(row[0]), int(row[1]), row[2]
-        age = stats.ready_age_s(now, oldest)
-        return {
-            "depth": depth,
-            "ready": ready,
-            "oldest_ready_age_s": None if age is None else round(age, 3),
-        }
-
     async def close(self) -> None:
         await self.engine.dispose()
 
 
 # --------------------------------------------------------------------------- Redis
-
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
-
-def _glob_escape(text: str) -> str:
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
 class RedisProbe:
@@ -191,94 +154,11 @@ class RedisProbe:
         await self.client.ping()
         return healthy("PING answered")
 
-    async def stream_state(self, prefix: str) -> dict[str, DataValue]:
-        """The stream's consumer group, created (as the broker does) when it is missing."""
-        stream = stream_name(prefix)
-        try:
-            groups: list[dict[str, Any]] = await self.client.xinfo_groups(stream)
-        except ResponseError as exc:
-            if "no such key" not in str(exc).lower():
-                raise
-            groups = []
-        group = next((g for g in groups if _text(g.get("name")) == CONSUMER_GROUP), None)
-        created = False
-        if group is None:
-            try:
-                await self.client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
-                created = True
-            except ResponseError as exc:
-                if "busygroup" not in str(exc).lower():
-                    raise
-        data: dict[str, DataValue] = {
-            "stream_length": int(await self.client.xlen(stream)),
-            "group_created": created,
-        }
-        if group is not None:
-            data["pending"] = _int(group.get("pending"))
-            data["consumers"] = _int(group.get("consumers"))
-            data["lag"] = _int(group.get("lag"))
-        return data
-
-    async def count_workers(self, prefix: str) -> int:
-        pattern = f"{_glob_escape(prefix)}:worker:*"
-        return sum([1 async for _ in self.client.scan_iter(match=pattern, count=1000)])
-
     async def close(self) -> None:
         await self.client.aclose()
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 # --------------------------------------------------------------------------- checks
-
-
-def queue_check(redis: RedisProbe, db: DatabaseProbe, settings: Settings) -> Check:
-    """Stream and consumer group usable (status); backlog from SQL (best effort)."""
-    soft_s = settings.health_check_timeout_s * SOFT_SHARE
-
-    async def check() -> CheckResult:
-        stream_task = asyncio.ensure_future(redis.stream_state(settings.redis_prefix))
-        backlog: dict[str, DataValue] = {}
-        note = ""
-        try:
-            try:
-                backlog = await bounded(db.backlog(), soft_s)
-            except Exception as exc:
-                note = f"; backlog unknown ({type(exc).__name__})"
-            data = {**await stream_task, **backlog}
-        except BaseException:
-            abandon(stream_task)
-            raise
-        age = backlog.get("oldest_ready_age_s")
-        summary = f"{backlog.get('depth', '?')} queued, {backlog.get('ready', '?')} ready"
-        if data.get("group_created"):
-            summary += "; consumer group was missing and has been created"
-        if isinstance(age, float) and age > settings.health_queue_max_age_s:
-            return degraded(f"{summary}; oldest ready task waits {age:.0f}s{note}", **data)
-        return healthy(f"{summary}{note}", **data)
-
-    return check
-
-
-def workers_check(redis: RedisProbe, settings: Settings) -> Check:
-    async def check() -> CheckResult:
-        count = await redis.count_workers(settings.redis_prefix)
-        if count == 0:
-            return unhealthy(
-                f"no worker heartbeat in the last {settings.stale_after_s:g}s", count=0
-            )
-        return healthy(f"{count} worker(s) with a fresh heartbeat", count=count)
-
-    return check
 
 
 def collector_check(timeout_s: float) -> Check:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import re
 import time
@@ -18,23 +17,20 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from opentelemetry import context as otel_context
-from opentelemetry import metrics
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from pydantic import ValidationError
 
+import otel
 from app.db import Database
 from app.db.base import utcnow
 from app.health import checks
 from app.health.checks import Check, CheckResult, abandon, describe_error, unhealthy
 from app.health.schemas import ComponentHealth, DetailedHealth, HealthStatus, Readiness
 from app.settings import Settings
+from app.telemetry.metrics import observable_gauge
 
 log = logging.getLogger("trawl.health")
 
-#: Built-in components; ``database``, ``redis`` and ``queue`` are critical.
-BUILTIN_COMPONENTS = ("database", "redis", "queue", "workers", "collector", "disk")
 #: Registered names are code constants matching this, at most MAX_COMPONENTS in all: the
 #: ``trawl.health.component`` metric attribute stays a small closed set.
 COMPONENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -60,17 +56,12 @@ def rollup(components: Mapping[str, ComponentHealth]) -> HealthStatus:
     return HealthStatus.HEALTHY
 
 
-def _quiet_context() -> contextvars.Context:
-    """A context in which OpenTelemetry instrumentations record nothing (no check spans)."""
-    ctx = contextvars.copy_context()
-    ctx.run(otel_context.attach, otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-    return ctx
-
-
 class HealthService:
     """Owns the health checks of one API process (``app.state.services.health``).
 
-    Other modules add components with :meth:`register`; results are cached for
+    Built in: ``database`` and ``redis`` (critical), ``collector``, ``disk``. Domains add
+    theirs with :meth:`register` (the API registers the job domain's ``queue``, critical, and
+    ``workers``, the proxy pools and the webhook outbox). Results are cached for
     ``health_cache_ttl_s`` and concurrent callers share one in-flight run per component.
     """
 
@@ -79,17 +70,16 @@ class HealthService:
         self.timeout_s = settings.health_check_timeout_s
         self.cache_ttl_s = settings.health_cache_ttl_s
         self.draining = False
-        self._db = checks.DatabaseProbe(db.url, self.timeout_s)
-        self._redis = checks.RedisProbe(redis_url, self.timeout_s)
+        # the checks' own connections; domain checks use them too (app/job/checks.py)
+        self.db_probe = checks.DatabaseProbe(db.url, self.timeout_s)
+        self.redis_probe = checks.RedisProbe(redis_url, self.timeout_s)
         self._components: dict[str, _Component] = {}
         self._cache: dict[str, tuple[float, ComponentHealth]] = {}
         self._inflight: dict[str, asyncio.Task[ComponentHealth]] = {}
         self._stragglers: dict[str, asyncio.Future[CheckResult]] = {}
         self._refresher: asyncio.Task[None] | None = None
-        self.register("database", self._db.check_database, critical=True)
-        self.register("redis", self._redis.check_redis, critical=True)
-        self.register("queue", checks.queue_check(self._redis, self._db, settings), critical=True)
-        self.register("workers", checks.workers_check(self._redis, settings))
+        self.register("database", self.db_probe.check_database, critical=True)
+        self.register("redis", self.redis_probe.check_redis, critical=True)
         self.register("collector", checks.collector_check(self.timeout_s))
         self.register("disk", checks.disk_check(settings))
 
@@ -127,7 +117,9 @@ class HealthService:
             return cached[1]
         task = self._inflight.get(name)
         if task is None:
-            task = asyncio.create_task(self._run(name), context=_quiet_context())
+            # the task copies this context: its checks make no spans (nobody reads them)
+            with otel.suppress_instrumentation():
+                task = asyncio.create_task(self._run(name))
             self._inflight[name] = task
             task.add_done_callback(lambda t: self._forget_inflight(name, t))
         # shield: a caller that goes away does not cancel the run other callers share
@@ -206,7 +198,7 @@ class HealthService:
         """Export ``trawl.health.component.status`` and ``trawl.health.status`` gauges
         (1 healthy, 0.5 degraded, 0 unhealthy) from the last results. Call once per
         process; the callbacks do no I/O and stop reporting once the service is gone."""
-        meter = meter or metrics.get_meter("trawl.health")
+        meter = meter or otel.meter("trawl.health")
         ref = weakref.ref(self)
 
         def components(_options: CallbackOptions) -> Iterator[Observation]:
@@ -224,18 +216,8 @@ class HealthService:
             if results:
                 yield Observation(rollup(results).gauge_value)
 
-        meter.create_observable_gauge(
-            COMPONENT_GAUGE,
-            callbacks=[components],
-            unit="{status}",
-            description="Health of each component: 1 healthy, 0.5 degraded, 0 unhealthy",
-        )
-        meter.create_observable_gauge(
-            OVERALL_GAUGE,
-            callbacks=[overall],
-            unit="{status}",
-            description="Overall health: 1 healthy, 0.5 degraded, 0 unhealthy",
-        )
+        observable_gauge(meter, COMPONENT_GAUGE, components)
+        observable_gauge(meter, OVERALL_GAUGE, overall)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -266,7 +248,7 @@ class HealthService:
             abandon(task)
         for straggler in self._stragglers.values():
             abandon(straggler)
-        for closer in (self._redis.close, self._db.close):
+        for closer in (self.redis_probe.close, self.db_probe.close):
             try:
                 await checks.bounded(closer(), self.timeout_s)
             except Exception as exc:

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from app.db import Database
 from app.job import stats
-from app.queue.broker import StreamStats, stream_stats
+from app.queue import StreamState, stream_state
 from app.telemetry.metrics import BusinessMetrics, instruments
 
 log = logging.getLogger("trawl.stats")
@@ -37,7 +37,7 @@ GAUGES = (
 @dataclass
 class _Snapshot:
     sql: stats.QueueStats | None = None
-    stream: StreamStats | None = None
+    stream: StreamState | None = None
     sql_at: float = 0.0
     stream_at: float = 0.0
 
@@ -80,7 +80,7 @@ class QueueGauges:
         except Exception as exc:
             log.warning("queue stats from SQL failed: %s", type(exc).__name__)
         try:
-            stream = await stream_stats(self.redis, self.prefix)
+            stream = await stream_state(self.redis, self.prefix)
             self.snapshot.stream, self.snapshot.stream_at = stream, time.monotonic()
         except Exception as exc:
             log.warning("queue stats from Redis failed: %s", type(exc).__name__)
@@ -98,7 +98,7 @@ class QueueGauges:
         snap = self.snapshot
         return snap.sql if self._fresh(snap.sql_at) else None
 
-    def _stream(self) -> StreamStats | None:
+    def _stream(self) -> StreamState | None:
         snap = self.snapshot
         return snap.stream if self._fresh(snap.stream_at) else None
 
@@ -129,7 +129,7 @@ class QueueGauges:
 
         def pending() -> list[tuple[float, dict[str, str]]]:
             stream = self._stream()
-            return [] if stream is None else [(stream.pending, {})]
+            return [] if stream is None else [(stream.pending or 0, {})]
 
         for name, source in zip(GAUGES, (depth, oldest, jobs, length, pending), strict=True):
             m.set_gauge_source(name, source, owner=self)

@@ -34,9 +34,6 @@ class TaskStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-TERMINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
-
-
 class Priority(enum.StrEnum):
     LOW = "low"
     NORMAL = "normal"

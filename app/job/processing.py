@@ -2,6 +2,12 @@
 
 Every write is guarded by the task's status and owner, so duplicate queue messages, a reaper
 that requeued a slow task, or a cancel arriving mid-fetch all resolve to exactly one outcome.
+
+Units of work (docs/architecture.md): :func:`process` opens one session per attempt and this
+module commits each step that writes — the claim (task running, job started and its event),
+a deferral, the settle (outcome, job counters, job finished and its event). No transaction is
+open while waiting on Redis for a politeness slot or on the site: the read that starts an
+attempt is closed before either.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,17 +29,12 @@ from app.db.base import utcnow
 from app.fetch.client import FetchPolicy, FetchResult
 from app.fetch.extract import ExtractionError, FieldRule, extract
 from app.fetch.outcome import Outcome, Verdict
-from app.job import repository, telemetry
+from app.job import events, repository, telemetry
 from app.job.models import Job, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
-from app.queue.backoff import retry_delay
-from app.queue.broker import stream_name
-from app.queue.politeness import Grant, Politeness
+from app.queue import Grant, Politeness, retry_delay, stream_name
 from app.settings import Settings
-from app.telemetry import capture, consumer_span, instruments, quiet, tracer
-from app.telemetry.tracing import REQUEST_ID
-from app.webhook import service as webhook_service
-from otel.redact import redact_url
+from app.telemetry import capture, carried_request_id, instruments, tracer
 
 log = logging.getLogger("trawl.worker")
 _jitter = random.SystemRandom()
@@ -48,7 +49,7 @@ class WorkerContext:
     worker_id: str
     active: set[str] = field(default_factory=set)
     draining: bool = False
-    egress: Egress | None = None  # issue 3: SSRF guard + proxy pools (None: direct only)
+    egress: Egress | None = None  # SSRF guard + proxy pools (None: direct fetches only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,10 @@ class Attempt:
 
 async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | None = None) -> None:
     async with ctx.db.session() as session:
-        with quiet():  # duplicates and early messages make no spans
+        with otel.suppress_instrumentation():  # duplicates and early messages make no spans
             task = await repository.get_task(session, task_id)
             job = await session.get(Job, task.job_id) if task is not None else None
+            await session.commit()  # ends the read: no connection held from here to the claim
         if task is None or job is None or task.status != TaskStatus.QUEUED:
             return
         # plain values: after a rollback the ORM objects are expired, and reading one would be
@@ -75,12 +77,12 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             "trawl.task.id": task_id,
             "trawl.task.attempt": task.attempt + 1,
             "messaging.client.id": ctx.worker_id,
-            "url.full": redact_url(task.url),
+            "url.full": otel.redact_url(task.url),
             "url.domain": domain,
         }
-        request_id = (carrier or {}).get(REQUEST_ID)  # the submitting request's, when sent by it
+        request_id = carried_request_id(carrier)  # the submitting request's, when sent by it
         with (
-            consumer_span(
+            telemetry.consumer_span(
                 carrier,
                 job.traceparent,
                 attrs,
@@ -123,20 +125,14 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
     metrics = instruments()
     task_id = task.id
     try:
-        if not await repository.claim_task(session, task_id, ctx.worker_id):
-            await session.rollback()
+        if not await _claim(ctx, session, task, job):
             return
-        if await repository.mark_job_started(session, task.job_id):
-            await session.refresh(job)  # running now: the event carries the new status
-            await webhook_service.on_job_started(session, job)  # outbox, same transaction
-        await session.commit()
         ctx.active.add(task.id)
         metrics.active.add(1)
         metrics.queue_wait.record(
             max(0.0, (utcnow() - task.enqueued_at).total_seconds()),
             {"trawl.job.priority": telemetry.priority_name(task.priority)},
         )
-        job = await session.get(Job, task.job_id, populate_existing=True) or job
         attempt = await _attempt(ctx, task, job)
     finally:
         await ctx.politeness.release(domain, grant.token)
@@ -145,6 +141,21 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
             metrics.active.add(-1)
     with tracer().start_as_current_span("store"):
         await _settle(ctx, session, task, job, attempt)
+
+
+async def _claim(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> bool:
+    """One transaction: queued -> running for this worker (False: another one won); the job's
+    first claim also starts the job and writes its ``job.started`` event. ``job`` is refreshed
+    (a cancel requested meanwhile is seen before fetching)."""
+    if not await repository.claim_task(session, task.id, ctx.worker_id):
+        await session.rollback()
+        return False
+    started = await repository.mark_job_started(session, task.job_id)
+    await session.refresh(job)  # running now, and any cancel requested meanwhile
+    if started:
+        await events.on_started(session, job)  # outbox, same transaction
+    await session.commit()
+    return True
 
 
 async def _recover(ctx: WorkerContext, task_id: str) -> None:
@@ -226,16 +237,33 @@ async def _attempt(ctx: WorkerContext, task: Task, job: Job) -> Attempt:
     return Attempt(result.verdict, result, data)
 
 
-async def _settle(
-    ctx: WorkerContext, session: AsyncSession, task: Task, job: Job, attempt: Attempt
-) -> None:
-    now = utcnow()
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How an attempt ends, computed before anything is written: the task row's new values,
+    and whether the task goes back to the queue (``retry``) or is final (``status``)."""
+
+    verdict: Verdict
+    retry: bool
+    status: TaskStatus
+    values: dict[str, Any]
+
+
+def settlement(
+    attempt: Attempt,
+    *,
+    number: int,
+    max_attempts: int,
+    cancel_requested: bool,
+    now: datetime,
+    settings: Settings,
+) -> Settlement:
+    """The outcome of attempt ``number`` (1-based) of ``max_attempts``. A cancel requested
+    while it fetched wins over whatever the fetch found; a retryable verdict with attempts
+    left goes back to the queue after the backoff (or the site's ``Retry-After``)."""
     verdict = attempt.verdict
-    fetched = attempt.fetched
-    # A cancel that arrived while we fetched wins over whatever the fetch found.
-    fresh = await session.get(Job, job.id, populate_existing=True)
-    if fresh is not None and fresh.cancel_requested_at is not None:
+    if cancel_requested:
         verdict = Verdict(Outcome.CANCELLED, False, "job cancelled")
+    fetched = attempt.fetched
     values: dict[str, Any] = {
         "last_outcome": verdict.outcome.value,
         "http_status": fetched.status_code if fetched else None,
@@ -243,14 +271,14 @@ async def _settle(
         "response_bytes": len(fetched.body) if fetched else None,
         "heartbeat_at": now,
     }
-    retry = verdict.retryable and task.attempt + 1 < task.max_attempts
-    if retry:
+    error = {"outcome": verdict.outcome.value, "message": verdict.reason}
+    if verdict.retryable and number < max_attempts:
         delay = retry_delay(
-            task.attempt + 1,
-            base_s=ctx.settings.backoff_base_s,
-            cap_s=ctx.settings.backoff_cap_s,
+            number,
+            base_s=settings.backoff_base_s,
+            cap_s=settings.backoff_cap_s,
             retry_after_s=fetched.retry_after_s if fetched else None,
-            retry_after_cap_s=ctx.settings.retry_after_cap_s,
+            retry_after_cap_s=settings.retry_after_cap_s,
         )
         values.update(
             status=TaskStatus.QUEUED,
@@ -258,25 +286,47 @@ async def _settle(
             dispatched_at=None,
             next_attempt_at=now + timedelta(seconds=delay),
             enqueued_at=now,
-            error={"outcome": verdict.outcome.value, "message": verdict.reason},
+            error=error,
         )
-    else:
-        status = _final_status(verdict.outcome)
-        values.update(
-            status=status,
-            finished_at=now,
-            data=attempt.data,
-            error=None
-            if status == TaskStatus.SUCCEEDED
-            else {"outcome": verdict.outcome.value, "message": verdict.reason},
-        )
-    if not await repository.settle_running_task(session, task.id, ctx.worker_id, values):
+        return Settlement(verdict, True, TaskStatus.QUEUED, values)
+    status = _final_status(verdict.outcome)
+    values.update(
+        status=status,
+        finished_at=now,
+        data=attempt.data,
+        error=None if status == TaskStatus.SUCCEEDED else error,
+    )
+    return Settlement(verdict, False, status, values)
+
+
+async def _settle(
+    ctx: WorkerContext, session: AsyncSession, task: Task, job: Job, attempt: Attempt
+) -> None:
+    """One transaction: write the attempt's settlement if this worker still owns the task, and
+    when the task is final, count it on its job (which may finish the job)."""
+    fresh = await session.get(Job, job.id, populate_existing=True)
+    settled = settlement(
+        attempt,
+        number=task.attempt + 1,  # the claim counted this attempt in SQL, not on ``task``
+        max_attempts=task.max_attempts,
+        cancel_requested=fresh is not None and fresh.cancel_requested_at is not None,
+        now=utcnow(),
+        settings=ctx.settings,
+    )
+    if not await repository.settle_running_task(session, task.id, ctx.worker_id, settled.values):
         await session.rollback()
         log.warning("task no longer ours; outcome dropped", extra={"trawl.task.id": task.id})
         return
-    finished = None if retry else await _count(session, task.job_id, values["status"])
+    finished = (
+        None if settled.retry else await _on_final_status(session, task.job_id, settled.status)
+    )
     await session.commit()
-    telemetry.attempt_settled(verdict.outcome.value, final=not retry, attempts=task.attempt + 1)
+    _report(task, settled, finished)
+
+
+def _report(task: Task, settled: Settlement, finished: Job | None) -> None:
+    outcome = settled.verdict.outcome.value
+    telemetry.attempt_settled(outcome, final=not settled.retry, attempts=task.attempt + 1)
     if finished is not None:
         telemetry.job_finished(finished)
     log.info(
@@ -284,8 +334,8 @@ async def _settle(
         extra={
             "trawl.task.id": task.id,
             "trawl.job.id": task.job_id,
-            "trawl.outcome": verdict.outcome.value,
-            "trawl.task.retry": retry,
+            "trawl.outcome": outcome,
+            "trawl.task.retry": settled.retry,
             "trawl.task.attempt": task.attempt + 1,
         },
     )
@@ -299,15 +349,19 @@ def _final_status(outcome: Outcome) -> TaskStatus:
     return TaskStatus.FAILED
 
 
-async def _count(session: AsyncSession, job_id: str, status: TaskStatus) -> Job | None:
-    finished = await repository.count_tasks(
+async def _on_final_status(session: AsyncSession, job_id: str, status: TaskStatus) -> Job | None:
+    """A task reached ``status`` (final), in the caller's transaction: count it on its job; if
+    it was the job's last task, finish the job and write its webhook event. Returns the job
+    this call finished, else ``None``."""
+    await repository.add_finished_tasks(
         session,
         job_id,
         succeeded=int(status == TaskStatus.SUCCEEDED),
         failed=int(status == TaskStatus.FAILED),
         cancelled=int(status == TaskStatus.CANCELLED),
     )
-    await webhook_service.on_job_terminal(session, finished)  # outbox, same transaction
+    finished = await repository.finish_job_if_done(session, job_id)
+    await events.on_finished(session, finished)  # outbox, same transaction
     return finished
 
 
@@ -323,7 +377,7 @@ async def _settle_exhausted(session: AsyncSession, task: Task) -> None:
             "error": {"outcome": outcome, "message": "worker lost during the last attempt"},
         },
     )
-    finished = await _count(session, task.job_id, TaskStatus.FAILED) if done else None
+    finished = await _on_final_status(session, task.job_id, TaskStatus.FAILED) if done else None
     await session.commit()
     if done:
         telemetry.attempt_settled(outcome, final=True, attempts=task.attempt)

@@ -137,13 +137,10 @@ async def settle_queued_task(session: AsyncSession, task_id: str, values: dict[s
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def count_tasks(
+async def add_finished_tasks(
     session: AsyncSession, job_id: str, *, succeeded: int = 0, failed: int = 0, cancelled: int = 0
-) -> Job | None:
-    """Add finished tasks to the job's counters; finish the job when none is left.
-
-    Returns the job when this call moved it to a terminal status (exactly one caller does).
-    """
+) -> None:
+    """Add tasks that reached a final status to the job's counters."""
     await session.execute(
         update(Job)
         .where(Job.id == job_id)
@@ -154,6 +151,12 @@ async def count_tasks(
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def finish_job_if_done(session: AsyncSession, job_id: str) -> Job | None:
+    """Move the job to its terminal status when no task is pending: ``cancelled`` if a cancel
+    was requested, ``failed`` if every task failed, else ``completed``. Returns the job when
+    this call finished it (exactly one caller does), else ``None``."""
     job = (
         await session.execute(
             select(Job).where(Job.id == job_id).execution_options(populate_existing=True)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.fetch.extract import FieldRule, SelectorInvalid
 from app.job.models import JobStatus, Priority, TaskStatus
+from app.validation import RequestBody
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
@@ -95,7 +96,7 @@ WebhookEvent = Literal["job.started", "job.completed", "job.failed", "job.cancel
 TERMINAL_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("job.cancelled", "job.completed", "job.failed")
 
 
-class JobCreate(BaseModel):
+class JobCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     urls: list[str] = Field(min_length=1)

@@ -1,4 +1,7 @@
-"""Jobs as the API sees them: submit, read, list, cancel, results."""
+"""Jobs as the API sees them: submit, read, list, cancel, results.
+
+``submit`` and ``cancel`` are units of work: each commits once, when the change is complete
+(and ``submit`` publishes the tasks only after that). Reads never commit."""
 
 from __future__ import annotations
 
@@ -8,14 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.ids import new_id
-from app.job import repository, telemetry
+from app.job import events, repository, telemetry
 from app.job.errors import (
     IdempotencyConflict,
     InvalidCursor,
@@ -24,6 +27,7 @@ from app.job.errors import (
     JobNotFound,
 )
 from app.job.models import Job, JobStatus, Priority, Task, TaskStatus
+from app.job.publish import publish
 from app.job.schemas import (
     TERMINAL_WEBHOOK_EVENTS,
     JobCreate,
@@ -35,13 +39,11 @@ from app.job.schemas import (
     TaskResult,
 )
 from app.job.urls import UrlInvalid, check_url, domain_of
+from app.proxy import service as proxy_service
+from app.queue import Publisher
 from app.security.ssrf import SsrfPolicy, check_submitted_urls
 from app.settings import Settings
-from app.webhook import service as webhook_service
-
-
-class ProxyPools(Protocol):
-    async def exists(self, name: str) -> bool: ...
+from app.telemetry import current_traceparent
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +126,21 @@ def _validate_limits(payload: JobCreate, settings: Settings) -> Problems:
 
 async def submit(
     session: AsyncSession,
+    publisher: Publisher,
     *,
     api_key_id: str,
     payload: JobCreate,
     idempotency_key: str | None,
     settings: Settings,
-    pools: ProxyPools | None = None,
-    traceparent: str | None = None,
 ) -> Submitted:
-    """Validate, then store the job and one task per URL in one transaction."""
+    """Validate, store the job and one task per URL in one transaction, then publish the tasks
+    (a queue that is down leaves them to the dispatcher). A replayed ``Idempotency-Key``
+    returns the stored job and publishes nothing."""
     errors = _validate_urls(payload, settings) + _validate_limits(payload, settings)
     if not errors:
         errors += await _ssrf_problems(payload, settings)
     pool = payload.options.proxy_pool
-    if pool is not None and (pools is None or not await pools.exists(pool)):
+    if pool is not None and not await proxy_service.pool_exists(session, pool):
         errors.append(_problem(["options", "proxy_pool"], f"unknown proxy pool {pool!r}"))
     priority = payload.options.priority.value
     if errors:
@@ -148,7 +151,7 @@ async def submit(
         existing = await repository.by_idempotency_key(session, api_key_id, idempotency_key)
         if existing is not None:
             return _replay(existing, digest, priority)
-    job = _new_job(api_key_id, payload, digest, idempotency_key, settings, traceparent)
+    job = _new_job(api_key_id, payload, digest, idempotency_key, settings, current_traceparent())
     tasks = _new_tasks(job, payload)
     session.add(job)
     session.add_all(tasks)
@@ -163,7 +166,9 @@ async def submit(
             raise
         return _replay(existing, digest, priority)
     telemetry.job_submitted("accepted", priority)
-    return Submitted(job, [t.id for t in tasks], created=True)
+    task_ids = [t.id for t in tasks]
+    await publish(session, publisher, task_ids, new=True)
+    return Submitted(job, task_ids, created=True)
 
 
 def _replay(existing: Job, digest: str, priority: str) -> Submitted:
@@ -245,8 +250,9 @@ async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
         job.status = JobStatus.CANCELLING
         await session.flush()
     cancelled = await repository.cancel_queued_tasks(session, job.id)
-    finished = await repository.count_tasks(session, job.id, cancelled=cancelled)
-    await webhook_service.on_job_terminal(session, finished)  # outbox, same transaction
+    await repository.add_finished_tasks(session, job.id, cancelled=cancelled)
+    finished = await repository.finish_job_if_done(session, job.id)
+    await events.on_finished(session, finished)  # outbox, same transaction
     await session.commit()
     await session.refresh(job)
     if finished is not None:

@@ -1,7 +1,7 @@
 """Queue and job statistics, sampled from SQL (the source of truth), never in a metric callback.
 
 **Oldest ready age**, the one definition used by the gauge ``trawl.queue.oldest_age`` and by
-the health check's backlog (``app/health/checks.py``): a task is *ready* when it is queued
+the queue health check's backlog (``app/job/checks.py``): a task is *ready* when it is queued
 and due (``next_attempt_at <= now``); its age is the time since it became due. A retry or a
 politeness deferral is not ready before its due time, so waiting out a back-off is not
 counted as backlog; a reaped task is due at once.
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.base import utcnow
 from app.job.models import Job, JobStatus, Task, TaskStatus
@@ -86,3 +86,24 @@ async def sample(session: AsyncSession) -> QueueStats:
         oldest_ready_age_s=ready_age_s(now, oldest) or 0.0,
         jobs_active={s.value: 0 for s in ACTIVE_JOB_STATUSES} | {str(s): int(c) for s, c in jobs},
     )
+
+
+@dataclass(frozen=True)
+class Backlog:
+    depth: int  # queued tasks
+    ready: int  # queued and due
+    oldest_ready_age_s: float | None  # None: no ready task
+
+
+async def backlog(conn: AsyncConnection) -> Backlog:
+    """Queued tasks, the ready ones, and the age of the oldest ready one, in one query (the
+    queue health check runs it on its own short-timeout connection)."""
+    now = utcnow()
+    is_ready = due(now)
+    query = select(
+        func.count(),
+        func.coalesce(func.sum(case((is_ready, 1), else_=0)), 0),
+        func.min(case((is_ready, READY_SINCE), else_=None)),
+    ).where(Task.status == TaskStatus.QUEUED)
+    depth, ready_count, oldest = (await conn.execute(query)).one()
+    return Backlog(int(depth), int(ready_count), ready_age_s(now, oldest))

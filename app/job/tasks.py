@@ -1,4 +1,5 @@
-"""The worker's edges: the queue handler and the periodic dispatcher, reaper and heartbeat."""
+"""The worker's edges: the queue handler, and one round of each of its loops (dispatcher,
+reaper, heartbeat). Each round is its own short unit of work."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import timedelta
 from app.db import Database
 from app.db.base import utcnow
 from app.job import processing, repository, telemetry
-from app.queue.broker import Publisher
-from app.telemetry import capture, inject, instruments, producer_span
+from app.job.publish import publish
+from app.queue import Publisher
+from app.telemetry import capture, instruments
 
 log = logging.getLogger("trawl.dispatcher")
 
@@ -30,48 +32,6 @@ def make_handler(ctx: processing.WorkerContext) -> Handler:
     return scrape
 
 
-async def publish_tasks(
-    db: Database, publisher: Publisher, task_ids: Sequence[str], *, reason: str = "new"
-) -> int:
-    """Send tasks to the queue and record it. A failure leaves them to the dispatcher.
-
-    For a new job one PRODUCER span covers the batch and its context goes into every message,
-    so each task's CONSUMER span continues the submitting request's trace. The dispatcher sends
-    without context: those attempts start new traces, linked to the job's.
-    """
-    if reason != "new":
-        return await _send(db, publisher, task_ids, None)
-    with producer_span(publisher.destination, len(task_ids)):
-        sent = await _send(db, publisher, task_ids, inject())
-    telemetry.tasks_enqueued(len(task_ids), "new")
-    return sent
-
-
-async def _send(
-    db: Database, publisher: Publisher, task_ids: Sequence[str], carrier: dict[str, str] | None
-) -> int:
-    # Marked before the send: a worker may take the message and defer the task (clearing the
-    # mark) before a later write could land, which would strand it as "sent".
-    async with db.transaction() as session:
-        await repository.mark_dispatched(session, task_ids)
-    sent: list[str] = []
-    try:
-        for task_id in task_ids:
-            await publisher.publish(task_id, carrier)
-            sent.append(task_id)
-    except Exception as exc:  # the queue is down: SQL still has every task
-        log.warning(
-            "queue publish failed; the dispatcher will retry",
-            extra={
-                "error.type": type(exc).__name__,
-                "trawl.queue.unsent": len(task_ids) - len(sent),
-            },
-        )
-        async with db.transaction() as session:
-            await repository.unmark_dispatched(session, task_ids[len(sent) :])
-    return len(sent)
-
-
 async def dispatch_due(db: Database, publisher: Publisher, redispatch_after_s: float) -> int:
     """Send every queued task that is due and not yet (or too long ago) sent."""
     now = utcnow()
@@ -79,9 +39,9 @@ async def dispatch_due(db: Database, publisher: Publisher, redispatch_after_s: f
         due = await repository.due_undispatched(
             session, now, now - timedelta(seconds=redispatch_after_s), DISPATCH_BATCH
         )
-    if not due:
-        return 0
-    return await publish_tasks(db, publisher, due, reason="dispatch")
+        if not due:
+            return 0
+        return await publish(session, publisher, due, new=False)
 
 
 async def reap(db: Database, stale_after_s: float) -> int:

@@ -1,11 +1,74 @@
-"""What the job domain reports: thin wrappers over the metric catalogue (attributes bounded)."""
+"""What the job domain reports: its queue spans (messaging semantic conventions: ``send
+{stream}`` on publish, ``process {stream}`` per task attempt) and thin wrappers over the metric
+catalogue (attributes bounded)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from app.fetch.client import FetchResult
 from app.fetch.outcome import Outcome
 from app.job.models import Job, Priority
+from app.queue import CONSUMER_GROUP
+from app.telemetry import background_span, tracer
 from app.telemetry.metrics import instruments, outcome, size_bucket
+
+MESSAGING_SYSTEM = "redis"  # Redis Streams (not a well-known semconv value: a custom one)
+
+
+@contextmanager
+def producer_span(destination: str, message_count: int) -> Iterator[trace.Span]:
+    """The PRODUCER span ``send {destination}`` of one batch of task messages (``destination``:
+    the stream's real name, e.g. ``trawl:tasks``)."""
+    with tracer().start_as_current_span(
+        f"send {destination}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.system": MESSAGING_SYSTEM,
+            "messaging.destination.name": destination,
+            "messaging.batch.message_count": message_count,
+        },
+    ) as span:
+        yield span
+
+
+@contextmanager
+def consumer_span(
+    carrier: Mapping[str, str] | None,
+    job_traceparent: str | None,
+    attributes: dict[str, Any],
+    *,
+    destination: str,
+) -> Iterator[trace.Span]:
+    """The CONSUMER span ``process {destination}`` of one task attempt.
+
+    A message sent from the submitting request carries its context: the attempt continues that
+    trace. A message sent later (retry, reaper, dispatcher) starts a new trace linked to the
+    job's original one, so a retry hours later does not stretch the request's trace.
+    """
+    with background_span(
+        f"process {destination}",
+        SpanKind.CONSUMER,
+        carrier=carrier,
+        link_traceparent=job_traceparent,
+        attributes={
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.system": MESSAGING_SYSTEM,
+            "messaging.destination.name": destination,
+            "messaging.consumer.group.name": CONSUMER_GROUP,
+            **attributes,
+        },
+    ) as span:
+        yield span
+
 
 _PRIORITY_NAMES = {p.rank: p.value for p in Priority}
 

@@ -127,7 +127,7 @@ async def fetch_for_task(
     job_id: str,
     domain: str,
 ) -> FetchResult:
-    """The worker's fetch. Without an ``Egress`` only direct jobs run (as before issue 3)."""
+    """The worker's fetch. Without an ``Egress`` only jobs without a proxy pool run."""
     if egress is not None:
         return await egress.fetch(url, policy, pool=pool, job_id=job_id, domain=domain)
     if pool is not None:

@@ -1,13 +1,16 @@
-"""Proxy metrics (OpenTelemetry API). Attributes: pool name, outcome, reason, state only:
-never a proxy address or label (unbounded, and a credential leak risk)."""
+"""Proxy metrics, built from the catalogue (``app/telemetry/metrics.py``). Attributes: pool
+name, outcome, reason, state only: never a proxy address or label (unbounded, and a credential
+leak risk)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from app.telemetry.metrics import counter, observable_gauge
+from app.telemetry.metrics import meter as trawl_meter
 
 POOL = "trawl.proxy.pool"
 OUTCOME = "trawl.outcome"
@@ -17,24 +20,11 @@ STATE = "trawl.proxy.state"
 
 class ProxyMetrics:
     def __init__(self, meter: Meter | None = None) -> None:
-        meter = meter or metrics.get_meter("trawl")
-        self.requests = meter.create_counter(
-            "trawl.proxy.requests",
-            unit="{request}",
-            description="Fetch attempts made through a proxy, by pool and outcome.",
-        )
-        self.rotations = meter.create_counter(
-            "trawl.proxy.rotations",
-            unit="{rotation}",
-            description="Proxy choices that changed the proxy, by pool and reason.",
-        )
+        meter = meter or trawl_meter()
+        self.requests = counter(meter, "trawl.proxy.requests")
+        self.rotations = counter(meter, "trawl.proxy.rotations")
         self._sizes: dict[tuple[str, str], int] = {}
-        meter.create_observable_gauge(
-            "trawl.proxy.pool.size",
-            callbacks=[self._observe],
-            unit="{proxy}",
-            description="Proxies per pool and state (last snapshot).",
-        )
+        observable_gauge(meter, "trawl.proxy.pool.size", self._observe)
 
     def request(self, pool: str, outcome: str) -> None:
         self.requests.add(1, {POOL: pool, OUTCOME: outcome})

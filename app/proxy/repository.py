@@ -8,16 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.proxy.models import Proxy, ProxyPoolConfig
 
 
-class PoolRegistry:
-    """``app.job.service.ProxyPools`` over SQL: a pool exists when it has a proxy."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def exists(self, name: str) -> bool:
-        return await exists(self.session, name)
-
-
 async def exists(session: AsyncSession, pool: str) -> bool:
     count = await session.scalar(select(func.count(Proxy.id)).where(Proxy.pool == pool))
     return bool(count)

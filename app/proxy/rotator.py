@@ -115,12 +115,6 @@ class ProxyRotator:
         self._configs[pool] = (loop.time() + self.settings.proxy_config_refresh_s, config)
         return config
 
-    def invalidate(self, pool: str | None = None) -> None:
-        if pool is None:
-            self._configs.clear()
-        else:
-            self._configs.pop(pool, None)
-
     # -- selection ---------------------------------------------------------------------------
 
     def _memo_key(self, job_id: str, domain: str) -> str:

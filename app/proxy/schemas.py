@@ -9,6 +9,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from app.proxy.models import Strategy
+from app.validation import RequestBody
 
 POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 PROXY_SCHEMES = frozenset({"http", "https"})
@@ -43,7 +44,7 @@ def _pool_name(value: str) -> str:
     return value
 
 
-class ProxyCreate(BaseModel):
+class ProxyCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     pool: str = Field(min_length=1, max_length=100)
@@ -63,7 +64,7 @@ class ProxyCreate(BaseModel):
         return value
 
 
-class ProxyUpdate(BaseModel):
+class ProxyUpdate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool | None = None
@@ -96,7 +97,7 @@ class ProxyRead(BaseModel):
     updated_at: datetime
 
 
-class PoolUpdate(BaseModel):
+class PoolUpdate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     strategy: Strategy | None = None

@@ -1,4 +1,7 @@
-"""Proxies as the admin API sees them. The proxy URL is encrypted at rest and never returned."""
+"""Proxies as the admin API sees them. The proxy URL is encrypted at rest and never returned.
+
+The functions that change pools or proxies commit: each is one unit of work
+(docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ async def create(session: AsyncSession, box: SecretBox, payload: ProxyCreate) ->
         updated_at=now,
     )
     session.add(proxy)
-    await session.flush()
+    await session.commit()
     return proxy
 
 
@@ -69,14 +72,14 @@ async def update(
         proxy.label = redacted_label(parse_proxy_url(raw))
         await health.reset(proxy.id)
     proxy.updated_at = utcnow()
-    await session.flush()
+    await session.commit()
     return proxy
 
 
 async def delete(session: AsyncSession, health: HealthStore, proxy_id: str) -> Proxy:
     proxy = await get(session, proxy_id)
     await session.delete(proxy)
-    await session.flush()
+    await session.commit()
     await health.reset(proxy.id)
     return proxy
 
@@ -90,8 +93,13 @@ async def update_pool(session: AsyncSession, name: str, payload: PoolUpdate) -> 
     if payload.sticky is not None:
         pool.sticky = payload.sticky
     pool.updated_at = utcnow()
-    await session.flush()
+    await session.commit()
     return pool
+
+
+async def pool_exists(session: AsyncSession, name: str) -> bool:
+    """A pool exists when it has a proxy (what a job may name in ``options.proxy_pool``)."""
+    return await repository.exists(session, name)
 
 
 def health_read(proxy: Proxy, health: Health) -> ProxyHealthRead:
@@ -122,23 +130,40 @@ async def read_many(store: HealthStore, proxies: list[Proxy]) -> list[ProxyRead]
     return [to_read(p, health[p.id]) for p in proxies]
 
 
+async def read(store: HealthStore, proxy: Proxy) -> ProxyRead:
+    [one] = await read_many(store, [proxy])
+    return one
+
+
+async def list_proxies(
+    session: AsyncSession, store: HealthStore, pool: str | None = None
+) -> list[ProxyRead]:
+    return await read_many(store, await repository.list_proxies(session, pool))
+
+
+async def _summary(session: AsyncSession, store: HealthStore, pool: ProxyPoolConfig) -> PoolRead:
+    proxies = await repository.list_proxies(session, pool.name)
+    states = dict.fromkeys([s.value for s in ProxyState], 0)
+    for item in await read_many(store, proxies):
+        states[item.health.state] += 1
+    return PoolRead(
+        name=pool.name,
+        strategy=Strategy(pool.strategy),
+        sticky=pool.sticky,
+        proxies=len(proxies),
+        states=states,
+    )
+
+
 async def pools(session: AsyncSession, store: HealthStore) -> list[PoolRead]:
-    out = []
-    for pool in await repository.list_pools(session):
-        proxies = await repository.list_proxies(session, pool.name)
-        states = dict.fromkeys([s.value for s in ProxyState], 0)
-        for item in await read_many(store, proxies):
-            states[item.health.state] += 1
-        out.append(
-            PoolRead(
-                name=pool.name,
-                strategy=Strategy(pool.strategy),
-                sticky=pool.sticky,
-                proxies=len(proxies),
-                states=states,
-            )
-        )
-    return out
+    return [await _summary(session, store, p) for p in await repository.list_pools(session)]
+
+
+async def pool_read(session: AsyncSession, store: HealthStore, name: str) -> PoolRead:
+    config = await repository.get_pool(session, name)
+    if config is None:
+        raise ProxyPoolNotFound(f"No proxy pool named {name!r}")
+    return await _summary(session, store, config)
 
 
 def pools_check(rotator: ProxyRotator) -> Check:

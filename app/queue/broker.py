@@ -7,6 +7,7 @@ with a compare-and-set before it runs it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,25 +73,74 @@ def register_handler(
 
 
 @dataclass(frozen=True)
-class StreamStats:
+class StreamState:
+    """The task stream and the workers' consumer group. The group's numbers are ``None`` while
+    the group does not exist."""
+
     length: int  # XLEN: messages in the stream (trimmed to its maxlen)
-    pending: int  # delivered to a consumer of the group and not acknowledged yet
+    pending: int | None  # delivered to a consumer of the group and not acknowledged yet
+    consumers: int | None
+    lag: int | None  # entries not yet delivered to the group (Redis >= 7)
+    group_created: bool = False  # this call created the missing group
 
 
-async def stream_stats(redis: Redis, prefix: str) -> StreamStats:
-    """Length of the task stream and the workers group's pending entries (0 before the
-    stream or the group exists)."""
+async def stream_state(redis: Redis, prefix: str, *, create_group: bool = False) -> StreamState:
+    """Length of the task stream and its consumer group's numbers; with ``create_group``, a
+    missing group is created first (as the broker does at start-up)."""
     stream = stream_name(prefix)
-    length = int(await redis.xlen(stream))
     try:
         groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
     except ResponseError as exc:  # no such key: nothing sent yet
         if "no such key" not in str(exc).lower():
             raise
         groups = []
-    pending = 0
-    for group in groups:
-        name = group.get("name")
-        if (name.decode() if isinstance(name, bytes) else str(name)) == CONSUMER_GROUP:
-            pending = int(group.get("pending") or 0)
-    return StreamStats(length=length, pending=pending)
+    group = next((g for g in groups if _text(g.get("name")) == CONSUMER_GROUP), None)
+    created = False
+    if group is None and create_group:
+        try:
+            await redis.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+            created = True
+        except ResponseError as exc:
+            if "busygroup" not in str(exc).lower():
+                raise
+    length = int(await redis.xlen(stream))
+    if group is None:
+        return StreamState(length, None, None, None, group_created=created)
+    return StreamState(
+        length,
+        pending=_int(group.get("pending")),
+        consumers=_int(group.get("consumers")),
+        lag=_int(group.get("lag")),
+    )
+
+
+# -- worker liveness: every worker refreshes its key; the workers health check counts them ---
+
+
+def worker_key(prefix: str, worker_id: str) -> str:
+    """The key a live worker refreshes with a TTL (``TRAWL_STALE_AFTER_S``)."""
+    return f"{prefix}:worker:{worker_id}"
+
+
+async def count_workers(redis: Redis, prefix: str) -> int:
+    """Workers whose liveness key has not expired."""
+    pattern = worker_key(_glob_escape(prefix), "*")
+    return sum([1 async for _ in redis.scan_iter(match=pattern, count=1000)])
+
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def _glob_escape(text: str) -> str:
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

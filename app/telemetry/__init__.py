@@ -7,11 +7,9 @@ from app.telemetry.errors import capture
 from app.telemetry.metrics import CATALOGUE, instruments
 from app.telemetry.tracing import (
     background_span,
-    consumer_span,
+    carried_request_id,
     current_traceparent,
     inject,
-    producer_span,
-    quiet,
     tracer,
 )
 
@@ -19,11 +17,9 @@ __all__ = [
     "CATALOGUE",
     "background_span",
     "capture",
-    "consumer_span",
+    "carried_request_id",
     "current_traceparent",
     "inject",
     "instruments",
-    "producer_span",
-    "quiet",
     "tracer",
 ]

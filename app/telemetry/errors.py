@@ -13,26 +13,36 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
 import otel
-from app.telemetry import sentry
 from app.telemetry.metrics import instruments
-from otel.errors import GROUP_KEY_ATTR
-from otel.redact import redact_value
 
-if TYPE_CHECKING:
-    from app.error_group.service import ErrorTracker
+
+class ErrorSink(Protocol):
+    """Where captured errors are grouped: ``app.error_group.service.ErrorTracker``."""
+
+    def note(
+        self,
+        key: str,
+        *,
+        error_type: str,
+        component: str,
+        culprit: str,
+        trace_id: str | None,
+        context: dict[str, Any],
+    ) -> None: ...
+
 
 IN_APP = ("app",)
 log = logging.getLogger("trawl.errors")
-_tracker: ErrorTracker | None = None
+_tracker: ErrorSink | None = None
 _sentry: Any = None
 
 
-def set_tracker(tracker: ErrorTracker | None) -> None:
+def set_tracker(tracker: ErrorSink | None) -> None:
     global _tracker
     _tracker = tracker
 
@@ -53,16 +63,16 @@ CONTEXT_ATTRIBUTES = {
 
 def enable_sentry(dsn: str, environment: str, release: str) -> bool:
     """Optional: also send errors to Sentry, fingerprinted with our grouping key and scrubbed
-    (``app/telemetry/sentry.py``)."""
+    (``otel/sentry.py``)."""
     global _sentry
-    _sentry = sentry.init(dsn, environment, release)
+    _sentry = otel.init_sentry(dsn, environment, release, IN_APP)
     return _sentry is not None
 
 
 def disable_sentry() -> None:
     global _sentry
     if _sentry is not None:
-        sentry.close()
+        otel.close_sentry()
     _sentry = None
 
 
@@ -74,7 +84,7 @@ def context_attributes(context: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         name = CONTEXT_ATTRIBUTES.get(key, f"trawl.error.context.{key}")
-        out[name] = redact_value(
+        out[name] = otel.redact_value(
             key, value if isinstance(value, str | int | float | bool) else str(value)
         )
     return out
@@ -116,7 +126,7 @@ def capture(exc: BaseException, *, component: str, context: dict[str, Any]) -> s
         trace_id = format(span_ctx.trace_id, "032x") if span_ctx.is_valid else None
         error_type = type_name(exc)
         instruments().errors.add(
-            1, {"error.type": error_type, GROUP_KEY_ATTR: key, "trawl.component": component}
+            1, {"error.type": error_type, otel.GROUP_KEY_ATTR: key, "trawl.component": component}
         )
         log.error("unhandled %s", error_type, exc_info=exc, extra=fields)
         if _tracker is not None:
@@ -126,7 +136,7 @@ def capture(exc: BaseException, *, component: str, context: dict[str, Any]) -> s
                 component=component,
                 culprit=culprit(exc),
                 trace_id=trace_id,
-                context={k: redact_value(k, v) for k, v in context.items() if v is not None},
+                context={k: otel.redact_value(k, v) for k, v in context.items() if v is not None},
             )
         if _sentry is not None:
             with _sentry.new_scope() as scope:

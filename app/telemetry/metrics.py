@@ -6,25 +6,32 @@ with input — URL, domain, job or task id, proxy address, key id, exception mes
 an attribute. ``CATALOGUE`` lists the ``trawl.*`` metrics, ``INSTRUMENTATION`` the
 semantic-convention metrics of the instrumentation (HTTP, database, process runtime).
 ``docs/telemetry.md`` is checked against both by a test, and so is each metric's Prometheus
-name on the OTLP and the scrape path (tests/test_metric_names.py).
+name on the OTLP and the scrape path (tests/integration/test_metric_names.py).
 
 Units are chosen so that both paths give one Prometheus name: no ``1`` on a gauge (the
 collector appends ``_ratio``, the scrape exporter does not) and no unit word that already
 appears inside the name (the collector skips it, the scrape exporter appends it).
+
+Every ``trawl.*`` instrument the app creates is built from its spec here (:func:`create`,
+:func:`histogram`, :func:`observable_gauge`): name, unit and description have one source.
+The ``otel`` package's own metrics cannot import this module; a test checks they match.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from otel import safe_attr
+import otel
 
-SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+#: Durations in seconds: ``otel.DURATION_BUCKETS_S`` (5 ms .. 120 s), the one set every
+#: duration histogram uses, HTTP and database ones included; the two long waits below
+#: (a whole job, a task's time in the queue) run to an hour.
+SECONDS_BUCKETS = otel.DURATION_BUCKETS_S
 LONG_SECONDS_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 BYTES_BUCKETS = (100, 1_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000, 20_000_000)
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 7, 10)
@@ -44,16 +51,17 @@ OUTCOMES = frozenset(
         "no_proxy",
     }
 )
-JOB_STATUSES = frozenset({"queued", "running", "cancelling", "completed", "failed", "cancelled"})
 SUBMIT_OUTCOMES = frozenset({"accepted", "duplicate", "rejected_invalid", "rejected_conflict"})
 PRIORITIES = frozenset({"low", "normal", "high"})
 BAN_SIGNALS = frozenset({"status_401", "status_403", "challenge_page", "proxy_failure"})
 THROTTLE_REASONS = frozenset({"concurrency", "rate", "throttled", "retry_after"})
-QUEUE_STATES = frozenset({"ready", "delayed", "in_flight", "dead"})
 ENQUEUE_REASONS = frozenset({"new", "retry", "reaped", "deferred", "redispatch"})
-COMPONENTS = frozenset({"api", "worker"})
 GROUP_KINDS = frozenset({"new", "regression"})
-SIZE_BUCKETS = ("1", "2-10", "11-100", "101+")
+JOB_FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+WEBHOOK_OUTCOMES = frozenset(
+    {"success", "http_error", "timeout", "connection_error", "redirect", "gone", "ssrf_blocked"}
+)
+WEBHOOK_FINAL_STATUSES = frozenset({"succeeded", "dead", "disabled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,7 +437,54 @@ def size_bucket(urls: int) -> str:
 
 
 def outcome(value: str) -> str:
-    return str(safe_attr(value, OUTCOMES))
+    return str(otel.safe_attr(value, OUTCOMES))
+
+
+def meter() -> metrics.Meter:
+    """The ``trawl`` meter of the installed provider (a no-op one before ``otel.configure``):
+    every ``trawl.*`` instrument of the app lives on it (one instrumentation scope)."""
+    return otel.meter("trawl")
+
+
+def counter(meter: metrics.Meter, name: str) -> metrics.Counter:
+    """The counter ``name`` of the catalogue on ``meter`` (created once: asking again for it on
+    the same meter returns the same instrument)."""
+    spec = SPECS[name]
+    return meter.create_counter(spec.name, spec.unit, spec.description)
+
+
+def up_down_counter(meter: metrics.Meter, name: str) -> metrics.UpDownCounter:
+    spec = SPECS[name]
+    return meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+
+
+def create(meter: metrics.Meter, name: str) -> metrics.Counter | metrics.UpDownCounter:
+    """The counter or up-down counter ``name``, whichever the catalogue says it is."""
+    kind = SPECS[name].kind
+    if kind == "counter":
+        return counter(meter, name)
+    if kind == "updowncounter":
+        return up_down_counter(meter, name)
+    raise ValueError(f"{name} is a {kind}, not a counter")
+
+
+def histogram(meter: metrics.Meter, name: str, buckets: Sequence[float]) -> metrics.Histogram:
+    spec = SPECS[name]
+    return meter.create_histogram(
+        spec.name,
+        spec.unit,
+        spec.description,
+        explicit_bucket_boundaries_advisory=list(buckets),
+    )
+
+
+Callback = Callable[[CallbackOptions], Iterable[Observation]]
+
+
+def observable_gauge(meter: metrics.Meter, name: str, callback: Callback) -> None:
+    """The gauge ``name`` of the catalogue, reported by ``callback`` (which must do no I/O)."""
+    spec = SPECS[name]
+    meter.create_observable_gauge(spec.name, [callback], spec.unit, spec.description)
 
 
 GaugeSource = Callable[[], Iterable[tuple[float, dict[str, Any]]]]
@@ -453,28 +508,19 @@ class BusinessMetrics:
         self.queue_wait = self._histogram("trawl.queue.wait.duration", LONG_SECONDS_BUCKETS)
         self.enqueued = self._counter("trawl.queue.enqueued")
         self.processed = self._counter("trawl.queue.processed")
-        spec = SPECS["trawl.queue.active"]
-        self.active = meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+        self.active = up_down_counter(meter, "trawl.queue.active")
         self.reaped = self._counter("trawl.queue.reaped")
         self.errors = self._counter("trawl.errors")
         self.error_groups = self._counter("trawl.errors.groups")
         self._gauges: dict[str, dict[object, GaugeSource]] = {}
         for name in SOURCED_GAUGES:
-            spec = SPECS[name]
-            meter.create_observable_gauge(name, [self._observer(name)], spec.unit, spec.description)
+            observable_gauge(meter, name, self._observer(name))
 
     def _counter(self, name: str) -> metrics.Counter:
-        spec = SPECS[name]
-        return self._meter.create_counter(spec.name, spec.unit, spec.description)
+        return counter(self._meter, name)
 
-    def _histogram(self, name: str, buckets: tuple[float, ...]) -> metrics.Histogram:
-        spec = SPECS[name]
-        return self._meter.create_histogram(
-            spec.name,
-            spec.unit,
-            spec.description,
-            explicit_bucket_boundaries_advisory=list(buckets),
-        )
+    def _histogram(self, name: str, buckets: Sequence[float]) -> metrics.Histogram:
+        return histogram(self._meter, name, buckets)
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
@@ -495,13 +541,15 @@ class BusinessMetrics:
             sources[owner] = source
 
 
-_cache: tuple[int, BusinessMetrics] | None = None
+# Keyed by the provider object itself, never its id(): a new provider may reuse the id of one
+# that was collected, and would then be handed instruments that export nowhere.
+_cache: tuple[metrics.MeterProvider, BusinessMetrics] | None = None
 
 
 def instruments() -> BusinessMetrics:
     """The instruments for the current global meter provider (rebuilt if it changed)."""
     global _cache
     provider = metrics.get_meter_provider()
-    if _cache is None or _cache[0] != id(provider):
-        _cache = (id(provider), BusinessMetrics(provider.get_meter("trawl")))
+    if _cache is None or _cache[0] is not provider:
+        _cache = (provider, BusinessMetrics(meter()))
     return _cache[1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from itertools import product
 from typing import Any, Literal
 
@@ -15,23 +15,22 @@ from app.telemetry.metrics import (
     BAN_SIGNALS,
     ENQUEUE_REASONS,
     GROUP_KINDS,
+    JOB_FINAL_STATUSES,
     OUTCOMES,
     PRIORITIES,
     SUBMIT_OUTCOMES,
     THROTTLE_REASONS,
-    instruments,
+    WEBHOOK_FINAL_STATUSES,
+    WEBHOOK_OUTCOMES,
+    create,
+    meter,
 )
-from app.webhook.metrics import default_metrics as webhook_metrics
-from app.webhook.models import AttemptOutcome, DeliveryStatus
 
 Role = Literal["api", "worker"]
 
 #: The scrape endpoint's port per role (``OTEL_EXPORTER_PROMETHEUS_PORT`` overrides it), so
 #: that an API and a worker on one host never compete for one port.
 PROMETHEUS_PORTS: dict[Role, int] = {"api": 9464, "worker": 9465}
-
-TERMINAL_JOB_STATUSES = ("completed", "failed", "cancelled")
-FINAL_WEBHOOK_STATUSES = (DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD, DeliveryStatus.DISABLED)
 
 Series = tuple[str, tuple[Mapping[str, Any], ...]]
 
@@ -48,7 +47,7 @@ def precreated_series(role: Role, *, webhooks: bool = True) -> tuple[Series, ...
     configuration or code (proxy pool names, error types and grouping keys)."""
     series: list[Series] = [
         ("trawl.errors.groups", _each("trawl.error.kind", GROUP_KINDS)),
-        ("trawl.job.finished", _each("trawl.job.status", TERMINAL_JOB_STATUSES)),
+        ("trawl.job.finished", _each("trawl.job.status", JOB_FINAL_STATUSES)),
     ]
     if role == "api":
         series += [
@@ -74,50 +73,21 @@ def precreated_series(role: Role, *, webhooks: bool = True) -> tuple[Series, ...
     ]
     if webhooks:
         series += [
-            (
-                "trawl.webhook.attempts",
-                _each("trawl.webhook.outcome", [o.value for o in AttemptOutcome]),
-            ),
-            (
-                "trawl.webhook.deliveries",
-                _each("trawl.webhook.status", [s.value for s in FINAL_WEBHOOK_STATUSES]),
-            ),
+            ("trawl.webhook.attempts", _each("trawl.webhook.outcome", WEBHOOK_OUTCOMES)),
+            ("trawl.webhook.deliveries", _each("trawl.webhook.status", WEBHOOK_FINAL_STATUSES)),
         ]
     return tuple(series)
 
 
-def _instrument(name: str) -> Any:
-    m = instruments()
-    hooks = webhook_metrics()
-    return {
-        "trawl.errors.groups": m.error_groups,
-        "trawl.job.finished": m.job_finished,
-        "trawl.job.submitted": m.job_submitted,
-        "trawl.queue.enqueued": m.enqueued,
-        "trawl.fetch.attempts": m.fetch_attempts,
-        "trawl.fetch.bans": m.bans,
-        "trawl.task.finished": m.task_finished,
-        "trawl.queue.processed": m.processed,
-        "trawl.domain.throttled": m.throttled,
-        "trawl.queue.reaped": m.reaped,
-        "trawl.queue.active": m.active,
-        "trawl.webhook.attempts": hooks.attempts,
-        "trawl.webhook.deliveries": hooks.deliveries,
-    }[name]
-
-
-def _points(role: Role, webhooks: bool) -> Iterator[tuple[Any, Mapping[str, Any]]]:
-    for name, attribute_sets in precreated_series(role, webhooks=webhooks):
-        instrument = _instrument(name)
-        for attrs in attribute_sets:
-            yield instrument, attrs
-
-
 def precreate(role: Role, *, webhooks: bool = True) -> None:
-    """Add 0 to every series of :func:`precreated_series`. Never raises."""
+    """Add 0 to every series of :func:`precreated_series`, on the instruments the code records
+    on (the catalogue's, on the ``trawl`` meter). Never raises."""
     try:
-        for instrument, attrs in _points(role, webhooks):
-            instrument.add(0, dict(attrs))
+        trawl = meter()
+        for name, attribute_sets in precreated_series(role, webhooks=webhooks):
+            instrument = create(trawl, name)
+            for attrs in attribute_sets:
+                instrument.add(0, dict(attrs))
     except Exception:
         logging.getLogger("trawl.telemetry").warning(
             "counter series not pre-created", exc_info=True

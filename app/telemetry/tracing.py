@@ -1,5 +1,6 @@
-"""Trace helpers for the job path: context in queue messages, queue spans (messaging semantic
-conventions: ``send {stream}`` / ``process {stream}``), links on retry."""
+"""Trace helpers: the tracer, trace context (and the request id) carried in internal messages,
+and spans for work started by poll loops, linked to the trace that caused it. The queue's own
+spans (``send`` / ``process``) belong to the job domain: ``app/job/telemetry.py``."""
 
 from __future__ import annotations
 
@@ -8,26 +9,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 import otel
-from app.queue.broker import CONSUMER_GROUP
 
 _W3C = TraceContextTextMapPropagator()
 
 __all__ = [
     "background_span",
-    "consumer_span",
+    "carried_request_id",
     "current_traceparent",
     "inject",
-    "producer_span",
-    "quiet",
     "tracer",
 ]
-
-MESSAGING_SYSTEM = "redis"  # Redis Streams (not a well-known semconv value: a custom one)
 
 
 def tracer() -> trace.Tracer:
@@ -46,6 +41,11 @@ def inject() -> dict[str, str]:
     if request_id:
         carrier[REQUEST_ID] = request_id
     return carrier
+
+
+def carried_request_id(carrier: Mapping[str, str] | None) -> str | None:
+    """The request id :func:`inject` put in a message (``None`` when it came from elsewhere)."""
+    return (carrier or {}).get(REQUEST_ID)
 
 
 def current_traceparent() -> str | None:
@@ -87,60 +87,3 @@ def background_span(
             yield span
     finally:
         context.detach(token)
-
-
-@contextmanager
-def producer_span(destination: str, message_count: int) -> Iterator[trace.Span]:
-    """The PRODUCER span ``send {destination}`` of one batch of task messages (``destination``:
-    the stream's real name, e.g. ``trawl:tasks``)."""
-    with tracer().start_as_current_span(
-        f"send {destination}",
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.operation.type": "send",
-            "messaging.operation.name": "send",
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.destination.name": destination,
-            "messaging.batch.message_count": message_count,
-        },
-    ) as span:
-        yield span
-
-
-@contextmanager
-def consumer_span(
-    carrier: Mapping[str, str] | None,
-    job_traceparent: str | None,
-    attributes: dict[str, Any],
-    *,
-    destination: str,
-    consumer_group: str = CONSUMER_GROUP,
-) -> Iterator[trace.Span]:
-    """The CONSUMER span ``process {destination}`` of one task attempt.
-
-    A message sent from the submitting request carries its context: the attempt continues that
-    trace. A message sent later (retry, reaper, dispatcher) starts a new trace linked to the
-    job's original one, so a retry hours later does not stretch the request's trace.
-    """
-    with background_span(
-        f"process {destination}",
-        SpanKind.CONSUMER,
-        carrier=carrier,
-        link_traceparent=job_traceparent,
-        attributes={
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.destination.name": destination,
-            "messaging.consumer.group.name": consumer_group,
-            **attributes,
-        },
-    ) as span:
-        yield span
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """No spans from instrumented libraries: for poll loops that nobody would read."""
-    with suppress_instrumentation():
-        yield

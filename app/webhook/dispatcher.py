@@ -19,14 +19,12 @@ from typing import Any
 
 import httpx
 from opentelemetry.trace import SpanKind
-from sqlalchemy import select
 
 import otel
 from app.auth.models import ApiKey
 from app.db import Database
 from app.db.base import utcnow
 from app.fetch.client import parse_retry_after
-from app.job.models import Job
 from app.security.secretbox import SecretBox
 from app.security.ssrf import SsrfBlocked, SsrfPolicy, egress_transport
 from app.settings import Settings
@@ -119,7 +117,6 @@ class WebhookDispatcher:
                 token=token,
             )
             secrets = await self._secrets(session, {d.api_key_id for d in claimed})
-            traces = await self._job_traces(session, {d.job_id for d in claimed})
         if not claimed:
             return 0
         gate = asyncio.Semaphore(s.webhook_concurrency)
@@ -130,7 +127,7 @@ class WebhookDispatcher:
                 with background_span(
                     "trawl.webhook deliver",
                     SpanKind.INTERNAL,
-                    link_traceparent=traces.get(delivery.job_id),
+                    link_traceparent=delivery.traceparent,
                     attributes={
                         "trawl.job.id": delivery.job_id,
                         "trawl.webhook.id": delivery.id,
@@ -144,13 +141,6 @@ class WebhookDispatcher:
 
         await asyncio.gather(*(one(d) for d in claimed))
         return len(claimed)
-
-    @staticmethod
-    async def _job_traces(session: Any, job_ids: set[str]) -> dict[str, str | None]:
-        if not job_ids:
-            return {}
-        rows = await session.execute(select(Job.id, Job.traceparent).where(Job.id.in_(job_ids)))
-        return {job_id: traceparent for job_id, traceparent in rows}
 
     async def _secrets(self, session: Any, key_ids: set[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

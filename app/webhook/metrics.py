@@ -1,11 +1,14 @@
-"""Webhook metrics (OpenTelemetry API). Attributes are closed sets: never a URL or key."""
+"""Webhook metrics, built from the catalogue (``app/telemetry/metrics.py``). Attributes are
+closed sets: never a URL or key."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from opentelemetry import metrics
 from opentelemetry.metrics import Meter
+
+from app.telemetry.metrics import SECONDS_BUCKETS, counter, histogram
+from app.telemetry.metrics import meter as trawl_meter
 
 OUTCOME = "trawl.webhook.outcome"
 STATUS = "trawl.webhook.status"
@@ -13,23 +16,10 @@ STATUS = "trawl.webhook.status"
 
 class WebhookMetrics:
     def __init__(self, meter: Meter | None = None) -> None:
-        meter = meter or metrics.get_meter("trawl")
-        self.attempts = meter.create_counter(
-            "trawl.webhook.attempts",
-            unit="{attempt}",
-            description="Webhook HTTP attempts, by outcome.",
-        )
-        self.deliveries = meter.create_counter(
-            "trawl.webhook.deliveries",
-            unit="{delivery}",
-            description="Webhook deliveries that reached a final status.",
-        )
-        self.duration = meter.create_histogram(
-            "trawl.webhook.duration",
-            unit="s",
-            description="Duration of webhook HTTP attempts.",
-            explicit_bucket_boundaries_advisory=[0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-        )
+        meter = meter or trawl_meter()
+        self.attempts = counter(meter, "trawl.webhook.attempts")
+        self.deliveries = counter(meter, "trawl.webhook.deliveries")
+        self.duration = histogram(meter, "trawl.webhook.duration", SECONDS_BUCKETS)
 
     def attempt(self, outcome: str, duration_s: float) -> None:
         self.attempts.add(1, {OUTCOME: outcome})

@@ -17,9 +17,6 @@ class DeliveryStatus(enum.StrEnum):
     DISABLED = "disabled"  # the endpoint answered 410 Gone (now or before)
 
 
-FINAL_STATUSES = frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD, DeliveryStatus.DISABLED})
-
-
 class EventType(enum.StrEnum):
     JOB_STARTED = "job.started"
     JOB_COMPLETED = "job.completed"
@@ -53,6 +50,8 @@ class WebhookDelivery(Base):
     event_type: Mapped[str] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    # the trace of the job's submission: each attempt's span links to it
+    traceparent: Mapped[str | None] = mapped_column(String(64), default=None)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # attempts made before the current retry cycle (a redelivery starts a new cycle)

@@ -1,10 +1,12 @@
-"""Webhook events: the outbox write (same transaction as the job change) and the API side."""
+"""Webhook deliveries as the API sees them, and the outbox write that the job domain calls
+in the transaction of the state change it reports.
+
+``redeliver`` and ``rotate_secret`` commit: each is one unit of work (docs/architecture.md).
+``enqueue_event`` never does: it writes in its caller's transaction."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,16 +15,10 @@ from app.db import Database
 from app.db.base import utcnow
 from app.health import Check, CheckResult, degraded, healthy
 from app.ids import new_id
-from app.job.models import Job, JobStatus
 from app.security.secretbox import SecretBox
 from app.webhook import repository, signing
 from app.webhook.errors import DeliveryInProgress, DeliveryNotFound
-from app.webhook.models import (
-    DeliveryStatus,
-    EventType,
-    WebhookAttempt,
-    WebhookDelivery,
-)
+from app.webhook.models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery
 from app.webhook.schemas import (
     WebhookAttemptRead,
     WebhookDeliveryRead,
@@ -30,54 +26,31 @@ from app.webhook.schemas import (
     WebhookSecretRotated,
 )
 
-TERMINAL_EVENTS = {
-    JobStatus.COMPLETED: EventType.JOB_COMPLETED,
-    JobStatus.FAILED: EventType.JOB_FAILED,
-    JobStatus.CANCELLED: EventType.JOB_CANCELLED,
-}
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def event_body(job: Job, event_type: str, now: datetime) -> str:
-    """The JSON body, frozen at enqueue: retries and redeliveries send these exact bytes."""
-    payload: dict[str, Any] = {
-        "type": event_type,
-        "timestamp": _iso(now),
-        "data": {
-            "job_id": job.id,
-            "status": job.status,
-            "progress": {
-                "total": job.total_tasks,
-                "succeeded": job.succeeded_tasks,
-                "failed": job.failed_tasks,
-                "cancelled": job.cancelled_tasks,
-                "pending": job.pending_tasks,
-            },
-            "results_url": f"/v1/jobs/{job.id}/results",
-            "metadata": job.client_metadata,
-            "finished_at": _iso(job.finished_at),
-        },
-    }
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
-
-
-async def enqueue_event(session: AsyncSession, job: Job, event_type: str) -> WebhookDelivery | None:
-    """Add the outbox row for ``event_type`` of ``job``, WITHOUT committing: the caller commits
-    it with the job's state change. ``None`` when the job has no webhook URL."""
-    if not job.webhook_url:
-        return None
-    now = utcnow()
-    disabled = await repository.is_disabled(session, job.api_key_id, job.webhook_url)
+async def enqueue_event(
+    session: AsyncSession,
+    *,
+    api_key_id: str,
+    job_id: str,
+    url: str,
+    event_type: EventType,
+    body: str,
+    traceparent: str | None,
+    now: datetime | None = None,
+) -> WebhookDelivery:
+    """Add the outbox row for one event, WITHOUT committing: the caller commits it with the
+    state change it reports. ``body`` is frozen here: retries and redeliveries send these exact
+    bytes. An endpoint disabled by a 410 gets the row as ``disabled`` (never sent)."""
+    now = now or utcnow()
+    disabled = await repository.is_disabled(session, api_key_id, url)
     delivery = WebhookDelivery(
         id=new_id("msg"),
-        api_key_id=job.api_key_id,
-        job_id=job.id,
+        api_key_id=api_key_id,
+        job_id=job_id,
         event_type=event_type,
-        url=job.webhook_url,
-        body=event_body(job, event_type, now),
+        url=url,
+        body=body,
+        traceparent=traceparent,
         status=DeliveryStatus.DISABLED if disabled else DeliveryStatus.PENDING,
         attempts=0,
         cycle_offset=0,
@@ -87,30 +60,6 @@ async def enqueue_event(session: AsyncSession, job: Job, event_type: str) -> Web
     )
     session.add(delivery)
     return delivery
-
-
-def wants(job: Job, event: str) -> bool:
-    """The events the client chose at submit (``webhook_events``); by default the terminal ones.
-    Jobs stored before the choice existed have none recorded: terminal events."""
-    chosen = job.options.get("webhook_events") or [e.value for e in TERMINAL_EVENTS.values()]
-    return event in chosen
-
-
-async def on_job_terminal(session: AsyncSession, job: Job | None) -> WebhookDelivery | None:
-    """Hook for callers of ``count_tasks``: enqueue the terminal event of the job it finished."""
-    if job is None or not job.webhook_url:
-        return None
-    event = TERMINAL_EVENTS.get(JobStatus(job.status))
-    if event is None or not wants(job, event):
-        return None
-    return await enqueue_event(session, job, event)
-
-
-async def on_job_started(session: AsyncSession, job: Job) -> WebhookDelivery | None:
-    """``job.started``, only for jobs that asked for it, in the transaction that starts it."""
-    if not job.webhook_url or not wants(job, EventType.JOB_STARTED):
-        return None
-    return await enqueue_event(session, job, EventType.JOB_STARTED)
 
 
 def _attempt_read(a: WebhookAttempt) -> WebhookAttemptRead:
@@ -148,7 +97,9 @@ async def list_for_job(session: AsyncSession, job_id: str) -> list[WebhookDelive
     return [to_read(d, a) for d, a in await repository.for_job(session, job_id)]
 
 
-async def redeliver(session: AsyncSession, delivery_id: str, api_key_id: str) -> WebhookDelivery:
+async def redeliver(
+    session: AsyncSession, delivery_id: str, api_key_id: str
+) -> WebhookDeliveryRead:
     """Send again: same ``webhook-id`` and body, a new timestamp and signature, a new retry
     cycle. An endpoint disabled by 410 is re-enabled by this explicit request."""
     delivery = await repository.get_owned(session, delivery_id, api_key_id)
@@ -165,8 +116,9 @@ async def redeliver(session: AsyncSession, delivery_id: str, api_key_id: str) ->
     delivery.claimed_at = None
     delivery.cycle_offset = delivery.attempts
     delivery.updated_at = now
-    await session.flush()
-    return delivery
+    await session.commit()
+    attempts = await repository.attempts_of(session, [delivery.id])
+    return to_read(delivery, attempts.get(delivery.id, []))
 
 
 def secret_read(key: ApiKey) -> WebhookSecretRead:
@@ -179,8 +131,12 @@ def secret_read(key: ApiKey) -> WebhookSecretRead:
     )
 
 
-def rotate_secret(box: SecretBox, key: ApiKey, overlap_s: float) -> WebhookSecretRotated:
+async def rotate_secret(
+    session: AsyncSession, box: SecretBox, key: ApiKey, overlap_s: float
+) -> WebhookSecretRotated:
+    """A new signing secret for ``key`` (the previous one signs too for ``overlap_s``)."""
     secret = signing.rotate(box, key, overlap_s)
+    await session.commit()
     return WebhookSecretRotated(**secret_read(key).model_dump(), secret=secret)
 
 

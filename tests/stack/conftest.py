@@ -1,13 +1,13 @@
-"""Fixtures for the stack checks: repository paths, required tools, the API on loopback."""
+"""Fixtures for the stack checks: repository paths, required tools, the API on loopback.
+``free_port``, ``wait_for`` and ``await_for`` are the shared helpers of tests/support (kept
+importable from here for the rule and dashboard tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,9 @@ import pytest
 import pytest_asyncio
 import uvicorn
 import yaml
+
+from tests.support.net import free_port as free_port  # re-exported: stack tests import it
+from tests.support.wait import eventually, eventually_blocking
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.otel.yml"
@@ -43,41 +46,18 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+#: What a server that is still starting answers: keep polling.
+NOT_YET = (httpx.HTTPError, OSError, KeyError, ValueError)
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns a truthy value, else fail with ``what``."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
-            value, last = None, exc
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    """``eventually_blocking`` for servers that are still starting (their errors are retried)."""
+    return eventually_blocking(check, timeout, what=what, interval=0.2, retry_on=NOT_YET)
 
 
 async def await_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """``wait_for`` for async checks, yielding to the event loop between tries."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = await check()
-        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
-            value, last = None, exc
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+    """``eventually`` for servers that are still starting (their errors are retried)."""
+    return await eventually(check, timeout, what=what, interval=0.2, retry_on=NOT_YET)
 
 
 class Process:
@@ -126,11 +106,17 @@ async def api_url(app: Any, worker: Any) -> AsyncIterator[str]:
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
     )
     task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise AssertionError("uvicorn did not start")
-        await asyncio.sleep(0.02)
+
+    def started() -> bool:
+        assert not task.done(), "uvicorn exited"
+        return bool(server.started)
+
+    try:
+        await eventually(started, 20, what="uvicorn to start", interval=0.02)
+    except AssertionError:
+        if task.done():  # the reason it exited, not only that it did
+            task.result()
+        raise
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True

@@ -153,6 +153,11 @@ async def test_live_prometheus_loads_rules_accepts_remote_write_and_scrapes(
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             "--web.enable-remote-write-receiver",
             "--enable-feature=exemplar-storage",
+            # An alert that fires before the notifier has discovered Alertmanager is dropped and
+            # sent again only after the resend delay (1 min by default), longer than this test
+            # waits: the first evaluation may come that early (its offset hashes the rule file's
+            # path, random per run). The configuration under test is unchanged.
+            "--rules.alert.resend-delay=5s",
         ],
     )
     base = f"http://{prom}"
@@ -250,7 +255,7 @@ async def test_live_prometheus_loads_rules_accepts_remote_write_and_scrapes(
 
             # An alert evaluated before the notifier has discovered Alertmanager is dropped
             # (prometheus_notifications_dropped_total) and sent again after
-            # --rules.alert.resend-delay (1 m): allow for that second send.
+            # --rules.alert.resend-delay (5 s here, see above): a generous budget for it.
             try:
                 await await_for(alert_in_alertmanager, "rule alert delivered to Alertmanager", 100)
             except AssertionError as exc:

@@ -11,19 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 import threading
 from collections import Counter
 from urllib.parse import urlsplit
 
 CAPTCHA = b"<html><div class='g-recaptcha'></div></html>"
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening (connections are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ForwardProxy:

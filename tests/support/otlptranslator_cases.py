@@ -2,7 +2,7 @@
 
 Transcribed from github.com/prometheus/otlptranslator at commit 51da77392288 (Apache-2.0):
 ``metric_namer_test.go`` (``TestMetricNamer_Build``, every case) and ``label_namer_test.go``
-(``labelTestCases``). tests/test_prom_translate.py replays them against
+(``labelTestCases``). tests/unit/test_prom_translate.py replays them against
 tests/support/prom_translate.py.
 """
 

@@ -6,7 +6,7 @@ Ported from Prometheus ``otlptranslator`` (github.com/prometheus/otlptranslator,
 51da77392288, Apache-2.0): ``MetricNamer``, ``UnitNamer`` and ``LabelNamer``, which the
 collector-contrib Prometheus translators use (and from which ``pkg/translator/prometheus``'s
 ``normalize_name.go`` came). The UTF-8 strategies are ported too so that every upstream test
-case runs (tests/test_prom_translate.py replays upstream's own expectations).
+case runs (tests/unit/test_prom_translate.py replays upstream's own expectations).
 
 :func:`prw_series` then turns a captured OTLP export into the series names and label names the
 exporter would remote-write: ``_bucket``/``_sum``/``_count`` for histograms, ``job`` and

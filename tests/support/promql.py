@@ -96,7 +96,7 @@ def metric_names(expr: str) -> set[str]:
 
 def prometheus_name(spec: Spec) -> str:
     """The Prometheus family name of a catalogue spec (identical on the OTLP and scrape paths,
-    tests/test_metric_names.py)."""
+    tests/integration/test_metric_names.py)."""
     return MetricNamer().build(spec.name, spec.unit, _KINDS[spec.kind])
 
 

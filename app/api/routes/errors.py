@@ -5,11 +5,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.api.deps import AdminKey, SessionDep
-from app.error_group import repository
+from app.api.problems import responses
 from app.error_group import service as error_service
 from app.error_group.schemas import ErrorGroupRead
 
-router = APIRouter(prefix="/v1/errors", tags=["errors"])
+router = APIRouter(prefix="/v1/errors", tags=["errors"], responses=responses(401, 403))
 
 
 @router.get("", response_model=list[ErrorGroupRead])
@@ -19,12 +19,11 @@ async def list_error_groups(
     status: Literal["open", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> list[ErrorGroupRead]:
-    groups = await repository.list_groups(session, status, limit)
+    groups = await error_service.list_groups(session, status, limit)
     return [ErrorGroupRead.model_validate(g) for g in groups]
 
 
-@router.post("/{key}/resolve", response_model=ErrorGroupRead)
+@router.post("/{key}/resolve", response_model=ErrorGroupRead, responses=responses(404))
 async def resolve_error_group(key: str, _: AdminKey, session: SessionDep) -> ErrorGroupRead:
     group = await error_service.resolve(session, key)
-    await session.commit()
     return ErrorGroupRead.model_validate(group)

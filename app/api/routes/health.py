@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 
 from app.api.deps import HealthViewer, ServicesDep
+from app.api.problems import responses
 from app.health import DetailedHealth, HealthService, HealthStatus, Liveness, Readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -24,6 +25,15 @@ HealthDep = Annotated[HealthService, Depends(get_health)]
 
 def _unavailable(model: type[Any], what: str) -> dict[int | str, dict[str, Any]]:
     return {status.HTTP_503_SERVICE_UNAVAILABLE: {"model": model, "description": what}}
+
+
+def _detailed_responses() -> dict[int | str, dict[str, Any]]:
+    """401/403 problems; 503 is the report (overall unhealthy), or a problem when the API key
+    cannot be checked in time (``TRAWL_HEALTH_TOKEN`` reads it without the database)."""
+    declared = responses(401, 403, 503)
+    unavailable = _unavailable(DetailedHealth, "overall unhealthy, or the key cannot be checked")
+    declared[503] = {**declared[503], **unavailable[503]}
+    return declared
 
 
 @router.get("", response_model=Liveness, summary="Liveness: the process answers")
@@ -50,7 +60,7 @@ async def readiness(health: HealthDep, response: Response) -> Readiness:
     "/detailed",
     response_model=DetailedHealth,
     summary="Every component with status, latency and detail (admin)",
-    responses=_unavailable(DetailedHealth, "overall status unhealthy"),
+    responses=_detailed_responses(),
 )
 async def detailed(_: HealthViewer, health: HealthDep, response: Response) -> DetailedHealth:
     result = await health.detailed()

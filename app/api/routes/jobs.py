@@ -6,14 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app.api.deps import CurrentKey, ServicesDep, SessionDep
+from app.api.problems import responses
 from app.job import service
 from app.job.models import JobStatus, TaskStatus
 from app.job.schemas import JobCreate, JobPage, JobRead, ResultPage
-from app.job.tasks import publish_tasks
-from app.proxy.repository import PoolRegistry
-from app.telemetry import current_traceparent
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(401))
 
 IdempotencyKey = Annotated[
     str | None,
@@ -27,7 +25,9 @@ IdempotencyKey = Annotated[
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+@router.post(
+    "", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead, responses=responses(409)
+)
 async def submit_job(
     payload: JobCreate,
     key: CurrentKey,
@@ -38,22 +38,19 @@ async def submit_job(
 ) -> JobRead:
     submitted = await service.submit(
         session,
+        services.publisher,
         api_key_id=key.id,
         payload=payload,
         idempotency_key=idempotency_key,
         settings=services.settings,
-        traceparent=current_traceparent(),
-        pools=PoolRegistry(session),
     )
-    if submitted.created:
-        await publish_tasks(services.db, services.publisher, submitted.task_ids)
-    else:
+    if not submitted.created:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/jobs/{submitted.job.id}"
     return service.to_read(submitted.job)
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses=responses(400))
 async def list_jobs(
     key: CurrentKey,
     session: SessionDep,
@@ -74,17 +71,22 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobRead)
+@router.get("/{job_id}", response_model=JobRead, responses=responses(404))
 async def get_job(job_id: str, key: CurrentKey, session: SessionDep) -> JobRead:
     return service.to_read(await service.get(session, job_id, key.id))
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
+    responses=responses(404, 409),
+)
 async def cancel_job(job_id: str, key: CurrentKey, session: SessionDep) -> JobRead:
     return service.to_read(await service.cancel(session, job_id, key.id))
 
 
-@router.get("/{job_id}/results", response_model=ResultPage)
+@router.get("/{job_id}/results", response_model=ResultPage, responses=responses(400, 404))
 async def job_results(
     job_id: str,
     key: CurrentKey,

@@ -9,14 +9,13 @@ from fastapi import APIRouter, Depends, Query, status
 from redis.asyncio import Redis
 
 from app.api.deps import AdminKey, ServicesDep, SessionDep, SettingsDep
-from app.proxy import repository
+from app.api.problems import responses
 from app.proxy import service as proxy_service
-from app.proxy.errors import ProxyPoolNotFound
 from app.proxy.health import HealthStore
 from app.proxy.schemas import PoolRead, PoolUpdate, ProxyCreate, ProxyRead, ProxyUpdate
 from app.security.secretbox import SecretBox
 
-router = APIRouter(prefix="/v1/proxies", tags=["proxies"])
+router = APIRouter(prefix="/v1/proxies", tags=["proxies"], responses=responses(401, 403))
 
 
 async def get_health_store(services: ServicesDep) -> AsyncIterator[HealthStore]:
@@ -40,26 +39,19 @@ async def list_pools(_: AdminKey, session: SessionDep, health: HealthDep) -> lis
     return await proxy_service.pools(session, health)
 
 
-@router.patch("/pools/{name}", response_model=PoolRead)
+@router.patch("/pools/{name}", response_model=PoolRead, responses=responses(404))
 async def update_pool(
     name: str, payload: PoolUpdate, _: AdminKey, session: SessionDep, health: HealthDep
 ) -> PoolRead:
     await proxy_service.update_pool(session, name, payload)
-    await session.commit()
-    for pool in await proxy_service.pools(session, health):
-        if pool.name == name:
-            return pool
-    raise ProxyPoolNotFound(f"No proxy pool named {name!r}")  # pragma: no cover
+    return await proxy_service.pool_read(session, health, name)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProxyRead)
 async def create_proxy(
     payload: ProxyCreate, _: AdminKey, session: SessionDep, box: BoxDep, health: HealthDep
 ) -> ProxyRead:
-    proxy = await proxy_service.create(session, box, payload)
-    await session.commit()
-    [read] = await proxy_service.read_many(health, [proxy])
-    return read
+    return await proxy_service.read(health, await proxy_service.create(session, box, payload))
 
 
 @router.get("", response_model=list[ProxyRead])
@@ -69,18 +61,17 @@ async def list_proxies(
     health: HealthDep,
     pool: Annotated[str | None, Query(max_length=100)] = None,
 ) -> list[ProxyRead]:
-    return await proxy_service.read_many(health, await repository.list_proxies(session, pool))
+    return await proxy_service.list_proxies(session, health, pool)
 
 
-@router.get("/{proxy_id}", response_model=ProxyRead)
+@router.get("/{proxy_id}", response_model=ProxyRead, responses=responses(404))
 async def get_proxy(
     proxy_id: str, _: AdminKey, session: SessionDep, health: HealthDep
 ) -> ProxyRead:
-    [read] = await proxy_service.read_many(health, [await proxy_service.get(session, proxy_id)])
-    return read
+    return await proxy_service.read(health, await proxy_service.get(session, proxy_id))
 
 
-@router.patch("/{proxy_id}", response_model=ProxyRead)
+@router.patch("/{proxy_id}", response_model=ProxyRead, responses=responses(404))
 async def update_proxy(
     proxy_id: str,
     payload: ProxyUpdate,
@@ -90,12 +81,9 @@ async def update_proxy(
     health: HealthDep,
 ) -> ProxyRead:
     proxy = await proxy_service.update(session, box, health, proxy_id, payload)
-    await session.commit()
-    [read] = await proxy_service.read_many(health, [proxy])
-    return read
+    return await proxy_service.read(health, proxy)
 
 
-@router.delete("/{proxy_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{proxy_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
 async def delete_proxy(proxy_id: str, _: AdminKey, session: SessionDep, health: HealthDep) -> None:
     await proxy_service.delete(session, health, proxy_id)
-    await session.commit()

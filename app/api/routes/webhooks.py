@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import CurrentKey, SessionDep, SettingsDep
+from app.api.problems import responses
 from app.job import service as job_service
 from app.security.secretbox import SecretBox
-from app.webhook import repository
 from app.webhook import service as webhook_service
 from app.webhook.schemas import (
     WebhookDeliveryList,
@@ -16,12 +16,16 @@ from app.webhook.schemas import (
     WebhookSecretRotated,
 )
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], responses=responses(401))
 
 
-@router.get("/v1/jobs/{job_id}/webhook-deliveries", response_model=WebhookDeliveryList)
+@router.get(
+    "/v1/jobs/{job_id}/webhook-deliveries",
+    response_model=WebhookDeliveryList,
+    responses=responses(404),
+)
 async def job_deliveries(job_id: str, key: CurrentKey, session: SessionDep) -> WebhookDeliveryList:
-    job = await job_service.get(session, job_id, key.id)
+    job = await job_service.get(session, job_id, key.id)  # the caller's job, or 404
     return WebhookDeliveryList(items=await webhook_service.list_for_job(session, job.id))
 
 
@@ -29,12 +33,10 @@ async def job_deliveries(job_id: str, key: CurrentKey, session: SessionDep) -> W
     "/v1/webhook-deliveries/{delivery_id}/redeliver",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookDeliveryRead,
+    responses=responses(404, 409),
 )
 async def redeliver(delivery_id: str, key: CurrentKey, session: SessionDep) -> WebhookDeliveryRead:
-    delivery = await webhook_service.redeliver(session, delivery_id, key.id)
-    await session.commit()
-    attempts = await repository.attempts_of(session, [delivery.id])
-    return webhook_service.to_read(delivery, attempts.get(delivery.id, []))
+    return await webhook_service.redeliver(session, delivery_id, key.id)
 
 
 @router.get("/v1/webhook-secret", response_model=WebhookSecretRead)
@@ -46,8 +48,5 @@ async def webhook_secret(key: CurrentKey) -> WebhookSecretRead:
 async def rotate_webhook_secret(
     key: CurrentKey, session: SessionDep, settings: SettingsDep
 ) -> WebhookSecretRotated:
-    rotated = webhook_service.rotate_secret(
-        SecretBox.from_settings(settings), key, settings.webhook_secret_overlap_s
-    )
-    await session.commit()
-    return rotated
+    box = SecretBox.from_settings(settings)
+    return await webhook_service.rotate_secret(session, box, key, settings.webhook_secret_overlap_s)

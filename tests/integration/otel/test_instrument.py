@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import redis
+from opentelemetry import metrics
+from opentelemetry.trace import SpanKind
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import otel
+from tests.support.otel_env import Env
+
+
+async def test_sqlalchemy_async_engine_spans(tel_env: Env) -> None:
+    engine = create_async_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        assert otel.instrument_sqlalchemy(engine)
+        assert otel.instrument_sqlalchemy(engine)  # idempotent
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+    tel_env.flush()
+    spans = [s for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert spans
+    attrs = dict(spans[-1].attributes or {})
+    assert attrs.get("db.query.text") == "SELECT 1"  # stable semconv names (database opt-in)
+
+
+def test_redis_client_instrumentation_is_failsafe() -> None:
+    assert otel.instrument_redis(redis.Redis(host="127.0.0.1", port=1))
+    assert otel.instrument_redis(object()) is False
+
+
+def test_cardinality_limit_overflow(tel_env: Env) -> None:
+    counter = metrics.get_meter("m").create_counter("trawl.test.card")
+    for i in range(2100):
+        counter.add(1, {"v": str(i)})
+    # injected reader has the SDK default (2000); the overflow point proves the cap works
+    data = tel_env.metrics.get_metrics_data()
+    points = [
+        p
+        for rm in data.resource_metrics  # type: ignore[union-attr]
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "trawl.test.card"
+        for p in m.data.data_points
+    ]
+    assert len(points) <= 2001
+    assert any(dict(p.attributes or {}).get("otel.metric.overflow") for p in points)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel
+from otel import _setup
+from otel.asgi import TelemetryMiddleware
+from tests.support.otel_env import Env
+
+
+def _app(*, trust_incoming: bool = False) -> FastAPI:
+    # FastAPI >= 0.16x ships native telemetry on by default; turn it off so only the
+    # middleware under test emits (running both doubles every SERVER span).
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/healthz")
+    async def health() -> str:
+        return "ok"
+
+    app.add_middleware(TelemetryMiddleware, trust_incoming=trust_incoming)
+    return app
+
+
+def _points(env: Env) -> list[dict[str, object]]:
+    data = env.metrics.get_metrics_data()
+    if data is None:
+        return []
+    return [
+        dict(p.attributes or {})
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "http.server.request.duration"
+        for p in m.data.data_points
+    ]
+
+
+async def test_route_template_span_and_metric(tel_env: Env) -> None:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/items/1", headers={"traceparent": parent})).status_code == 200
+        assert (await client.get("/items/2")).status_code == 200
+        assert (await client.get("/nope")).status_code == 404
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/boom")).status_code == 500
+    tel_env.flush()
+    spans = [s for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    names = [s.name for s in spans]
+    assert names == ["GET /items/{item_id}", "GET /items/{item_id}", "GET", "GET /boom"]
+    # an untrusted caller's traceparent is a link, not the parent: our trace, our sampler
+    first = spans[0]
+    assert format(first.context.trace_id, "032x") != "0af7651916cd43dd8448eb211c80319c"
+    assert first.parent is None
+    [link] = first.links
+    assert format(link.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(link.context.span_id, "016x") == "b7ad6b7169203331"
+    assert spans[1].links == () or not spans[1].links  # no header, no link
+    boom = spans[3]
+    assert boom.status.status_code is StatusCode.ERROR
+    assert dict(boom.attributes or {})["error.type"] == "RuntimeError"
+
+    points = _points(tel_env)
+    routes = {(p.get("http.route"), p.get("http.response.status_code")) for p in points}
+    assert ("/items/{item_id}", 200) in routes
+    assert (None, 404) in routes
+    assert all(p.get("http.route") != "/healthz" for p in points)
+    item_points = [p for p in points if p.get("http.route") == "/items/{item_id}"]
+    assert len(item_points) == 1  # both item requests share one series
+    assert item_points[0]["http.request.method"] == "GET"
+    assert item_points[0]["url.scheme"] == "http"
+
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_trusted_traceparent_continues_the_callers_trace(tel_env: Env) -> None:
+    transport = httpx.ASGITransport(app=_app(trust_incoming=True))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/items/1", headers={"traceparent": PARENT})).status_code == 200
+    tel_env.flush()
+    [span] = tel_env.spans.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None and span.parent.is_remote
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert not span.links
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_a_sampled_flag_forces_sampling_only_when_trusted(
+    trusted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a sampler that keeps no new trace, a caller's ``-01`` flag keeps the request's span
+    only when the caller is trusted; the request is measured either way."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    _setup.reset()
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tel = otel.configure(
+        "trawl-test", service_version="0", span_exporter=spans, metric_readers=[reader]
+    )
+    try:
+        transport = httpx.ASGITransport(app=_app(trust_incoming=trusted))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for _ in range(5):
+                r = await client.get("/items/1", headers={"traceparent": PARENT})
+                assert r.status_code == 200
+        assert tel.force_flush(5.0)
+        assert len(spans.get_finished_spans()) == (5 if trusted else 0)
+        data = reader.get_metrics_data()
+        assert data is not None
+        counts = [
+            p.count
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "http.server.request.duration"
+            for p in m.data.data_points
+        ]
+        assert counts == [5]
+    finally:
+        _setup.reset()
+
+
+@pytest.mark.parametrize("path", ["/health", "/healthz", "/metrics"])
+def test_excluded_regex_anchored(path: str) -> None:
+    mw = TelemetryMiddleware(app=lambda s, r, se: None)  # type: ignore[arg-type,return-value]
+    assert mw._excluded is not None and mw._excluded.search(path)
+    assert not mw._excluded.search("/api/health")
+    assert not mw._excluded.search("/metrics/x")

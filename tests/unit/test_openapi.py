@@ -1,0 +1,64 @@
+"""The OpenAPI document declares the problems: every error response of every operation is an
+``application/problem+json`` ``Problem``, but for the health reports' 503 (readiness answers
+its report; detailed health its report, or a problem when the key cannot be checked). The fuzz
+that holds the answers to it: tests/integration/test_api_contract.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.main import create_app
+from tests.support.config import make_settings
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+#: Errors that are reports, not problems: the health endpoints' 503 bodies.
+REPORTS = {("/health/ready", "503"), ("/health/detailed", "503")}
+
+
+def _document() -> dict[str, Any]:
+    app = create_app(make_settings("sqlite+aiosqlite:///unused.db", "redis://127.0.0.1:1/0"))
+    return dict(app.openapi())
+
+
+def test_every_error_response_is_a_problem() -> None:
+    doc = _document()
+    assert set(doc["components"]["schemas"]["Problem"]["required"]) == {
+        "type",
+        "title",
+        "status",
+        "detail",
+    }
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    errors = 0
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                errors += 1
+                content = response["content"]
+                if (path, status) in REPORTS:
+                    assert "application/json" in content, (path, status)
+                    continue
+                assert set(content) == {"application/problem+json"}, (path, method, status)
+                assert content["application/problem+json"]["schema"] == PROBLEM, (path, method)
+    assert errors > 60
+
+
+def test_what_each_operation_declares() -> None:
+    doc = _document()
+
+    def declared(method: str, path: str) -> set[str]:
+        return {s for s in doc["paths"][path][method]["responses"] if int(s) >= 400}
+
+    assert declared("post", "/v1/jobs") == {"401", "409", "413", "422"}
+    assert declared("get", "/v1/jobs") == {"400", "401", "422"}
+    assert declared("post", "/v1/jobs/{job_id}/cancel") == {"401", "404", "409", "422"}
+    assert declared("delete", "/v1/api-keys/{key_id}") == {"401", "403", "404", "422"}
+    assert declared("patch", "/v1/proxies/{proxy_id}") == {"401", "403", "404", "413", "422"}
+    assert declared("post", "/v1/webhook-deliveries/{delivery_id}/redeliver") >= {"404", "409"}
+    assert declared("get", "/health/detailed") >= {"401", "403", "503"}
+    unavailable = doc["paths"]["/health/detailed"]["get"]["responses"]["503"]["content"]
+    assert unavailable["application/problem+json"]["schema"] == PROBLEM
+    assert declared("get", "/health") == set()
