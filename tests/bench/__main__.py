@@ -1,0 +1,90 @@
+"""``python -m tests.bench [--quick] [--phases api,worker,...]`` (``make bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench import api_bench, work_bench, worker_bench
+from tests.bench.context import PHASES, Bench, Config, default_postgres_url
+from tests.bench.procs import ROOT
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="short runs for development")
+    p.add_argument("--phases", default=",".join(PHASES), help=f"subset of {','.join(PHASES)}")
+    p.add_argument("--out", type=Path, help="the report (default: docs/performance.md)")
+    p.add_argument("--json", type=Path, help="the results (default: next to the report)")
+    p.add_argument("--profiles", type=Path, help="py-spy output (default: docs/performance/)")
+    p.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
+    return p.parse_args(argv)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_before": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    phases = tuple(p for p in args.phases.split(",") if p)
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise SystemExit(f"unknown phases: {sorted(unknown)}")
+    cfg = Config.make(args.quick, phases)
+    default_dir = ROOT / "docs" if not cfg.quick else args.workdir
+    out = args.out or default_dir / "performance.md"
+    out_json = args.json or out.with_suffix(".json")
+    profiles = args.profiles or (
+        ROOT / "docs" / "performance" if not cfg.quick else args.workdir / "profiles"
+    )
+    bench = Bench(cfg, args.workdir / "run", default_postgres_url())
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "config": cfg.__dict__,
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    try:
+        bench.start()
+        if "api" in phases:
+            results["api"] = {
+                "postgres": api_bench.run(bench, "postgres", profiles),
+                "sqlite": api_bench.run(bench, "sqlite", None),
+            }
+        if "worker" in phases:
+            results["worker"] = worker_bench.run(bench, profiles)
+        if "work" in phases:
+            results["work"] = work_bench.run(bench)
+    finally:
+        bench.close()
+    results["duration_s"] = time.monotonic() - started
+    results["machine"]["load_after"] = os.getloadavg()
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=1, default=str))
+    print(f"results: {out_json} ({results['duration_s']:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
