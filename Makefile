@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck fmt clean up down logs smoke
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres lint typecheck fmt clean up down logs smoke bench
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
@@ -12,6 +12,7 @@ help:
 	@echo "make api | worker | migrate | healthcheck-worker | canary | lint | typecheck | fmt | clean"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
 	@echo "make down | logs | smoke (proves a trace in Tempo, logs in Loki, metrics in Prometheus)"
+	@echo "make bench   - telemetry overhead, health, log latency, memory: docs/performance.md (BENCH_QUICK=1: short, to var/bench/)"
 
 # constraints.txt pins every dependency to what CI tested; the Docker image installs the same.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # Re-pin constraints.txt to what is installed (after changing pyproject.toml).
 lock:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^trawl'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
@@ -79,6 +80,16 @@ clean:
 # End-to-end canary against a running API (settings: TRAWL_CANARY_*, docs/monitoring/setup.md).
 canary: install
 	$(PY) -m app.canary
+
+# Benchmarks (docs/performance.md): about 13 minutes on 2 cores; needs wrk, redis-server and a
+# PostgreSQL (BENCH_POSTGRES_URL, default the local one). The [bench] extra is installed here
+# only: scrapy, prometheus-fastapi-instrumentator and py-spy are never runtime dependencies.
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m tests.bench $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 
 # --- the observability stack (docker-compose.otel.yml; docs/monitoring/setup.md) -------------
 STACK := grafana/bin/stack.sh

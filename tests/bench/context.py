@@ -59,8 +59,8 @@ class Config:
         return cls(
             quick=False, rounds=3, api_seconds=2, connections=16,
             count_requests=100, worker_pages=150, job_sizes=(50, 400, 2000),
-            work_window_s=30.0, health_seconds=12.0, attack_requests=6000, attack_hosts=400,
-            soak_seconds=60.0, profile_seconds=8.0, phases=phases,
+            work_window_s=25.0, health_seconds=12.0, attack_requests=4000, attack_hosts=400,
+            soak_seconds=45.0, profile_seconds=8.0, phases=phases,
         )  # fmt: skip
 
 

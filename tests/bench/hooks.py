@@ -171,6 +171,7 @@ def stop() -> dict[str, Any]:
         _undo.pop()()
     with _lock:
         out: dict[str, Any] = {k: dict(v) for k, v in _counts.items()}
+        _counts.clear()
     out["elapsed_s"] = time.monotonic() - _started
     return out
 

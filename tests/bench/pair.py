@@ -98,7 +98,9 @@ def run_job(
             raise TimeoutError(f"job {job_id} not done after {timeout_s:.0f}s: {job['progress']}")
         pair.api.cancel(job_id)
         pair.api.wait(job_id, 60)
-        time.sleep(1.0)  # the queue's messages of cancelled tasks drain before the next job
+        # the stream still holds the cancelled tasks' messages: let the worker drain them
+        # before anything else is measured
+        wait_idle(pair.worker)
     pages = done_pages(job)
     used = c1 - c0
     return {
@@ -112,6 +114,18 @@ def run_job(
         "cpu_ms_per_page": used.total / pages * 1000 if pages else float("nan"),
         "pages_per_s_wall": pages / (t1 - t0) if t1 > t0 else float("nan"),
     }
+
+
+def wait_idle(
+    proc: Proc, share: float = 0.05, window_s: float = 1.0, timeout_s: float = 120
+) -> None:
+    """Until ``proc`` uses less than ``share`` of a core over ``window_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        c0 = proc.cpu()
+        time.sleep(window_s)
+        if (proc.cpu() - c0).total / window_s < share:
+            return
 
 
 def idle_cpu(pairs: list[Pair], seconds: float) -> dict[str, float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import procfs
-from tests.bench.services import free_port, wait_until
+from tests.bench.services import ALL_CORES, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ def _launch(name: str, role: str, args: list[str], env: dict[str, str], workdir:
     popen = subprocess.Popen(
         # start-up (imports, migrations) may use both cores; the caller pins the process once
         # it is ready
-        [sys.executable, "-m", "tests.bench.entry", role, *args],
+        ["taskset", "-c", ALL_CORES, sys.executable, "-m", "tests.bench.entry", role, *args],
         cwd=ROOT,
         env=full_env,
         stdout=log_path.open("wb"),

@@ -66,13 +66,28 @@ def component(frame: str) -> str:
 
 
 def short(frame: str) -> str:
-    return frame
+    return frame if not frame.startswith(" (") else "(unknown frame)" + frame
+
+
+#: Components that say nothing about who spent the time: stdlib leaf frames are charged to the
+#: nearest caller outside them, and the harness's entry point is not shown as "on the stack".
+UNATTRIBUTED = frozenset({"other (stdlib, interpreter)", "bench harness", "json", "logging"})
+
+
+def attributed(frames: list[str]) -> str:
+    """The component a sample's time belongs to: the leaf's, or, for a stdlib leaf
+    (``contextlib``, ``json``, ``uuid``...), the nearest caller's outside the stdlib."""
+    for f in reversed(frames):
+        c = component(f)
+        if c not in UNATTRIBUTED:
+            return c
+    return component(frames[-1])
 
 
 @dataclass(frozen=True)
 class Summary:
     samples: int
-    by_component: list[tuple[str, float]]  # self share per component
+    by_component: list[tuple[str, float]]  # share per component, stdlib charged to callers
     inclusive_component: list[tuple[str, float]]  # share of samples with the component on stack
     top_self: list[tuple[str, float]]
     top_inclusive: list[tuple[str, float]]
@@ -102,8 +117,8 @@ def summarize(text: str, top: int = 20) -> Summary:
         if not frames:
             continue
         leaf = frames[-1]
-        comp[component(leaf)] += n
-        for c in {component(f) for f in frames}:
+        comp[attributed(frames)] += n
+        for c in {component(f) for f in frames} - UNATTRIBUTED:
             comp_incl[c] += n
         self_[short(leaf)] += n
         for f in {short(f) for f in frames}:
@@ -120,7 +135,8 @@ def summarize(text: str, top: int = 20) -> Summary:
 
 
 def render(title: str, s: Summary) -> str:
-    lines = [f"# {title}", "", f"samples: {s.samples}", "", "## Self time by component", ""]
+    lines = [f"# {title}", "", f"samples: {s.samples}", "", "## Time by component", ""]
+    lines += ["(a stdlib frame's time is charged to the nearest caller outside the stdlib)", ""]
     lines += [f"{share * 100:6.1f} %  {name}" for name, share in s.by_component]
     lines += ["", "## Samples with the component anywhere on the stack (inclusive)", ""]
     lines += [f"{share * 100:6.1f} %  {name}" for name, share in s.inclusive_component]

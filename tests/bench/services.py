@@ -21,6 +21,7 @@ from tests.bench import procfs
 
 OTHER_CORE = "1"  # everything but the process under test
 MEASURED_CORE = "0"
+ALL_CORES = f"{MEASURED_CORE},{OTHER_CORE}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from tests.bench.context import Bench
-from tests.bench.pair import idle_cpu, run_job, start_pairs
+from tests.bench.pair import idle_cpu, run_job, start_pairs, wait_idle
 from tests.bench.procs import stop_all
 from tests.bench.site import domain_hosts
 from tests.bench.variants import OFF
@@ -66,7 +66,7 @@ def run(bench: Bench) -> dict[str, Any]:
                     log_records=dict(counts.get("log_records", {})),
                 )
                 rows.append(r)
-                time.sleep(2.0)  # deferred messages of the last job settle before the next
+                wait_idle(pair.worker)  # the last job's messages drain before the next
     finally:
         stop_all(pair.procs())
     return {"rows": rows, "idle_core_share": idle, "window_s": cfg.work_window_s}

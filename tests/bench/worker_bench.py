@@ -143,8 +143,6 @@ def run(bench: Bench, profile_dir: Path | None) -> dict[str, Any]:
                 profiles[tag] = profile_worker(bench, by_name[v.name], pages, profile_dir, tag)
     finally:
         stop_all([p for pair in pairs for p in pair.procs()])
-    time.sleep(1.0)
-    losses = [x for x in bench.sink_stats()["losses"] if x["service"] == "trawl-worker"]
     return {
         "runs": data,
         "idle_core_share": idle,
@@ -158,6 +156,5 @@ def run(bench: Bench, profile_dir: Path | None) -> dict[str, Any]:
             }
             for k, v in logs.items()
         },
-        "losses": losses,
         "profiles": profiles,
     }
