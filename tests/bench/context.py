@@ -33,7 +33,8 @@ PHASES = ("api", "worker", "work", "health", "memory")
 @dataclass(frozen=True)
 class Config:
     quick: bool
-    rounds: int
+    rounds: int  # API
+    worker_rounds: int
     api_seconds: int  # one measured wrk run (wrk takes whole seconds)
     connections: int
     count_requests: int  # requests per endpoint while counting spans, SQL, ...
@@ -51,14 +52,14 @@ class Config:
     def make(cls, quick: bool, phases: tuple[str, ...] = PHASES) -> Config:
         if quick:
             return cls(
-                quick=True, rounds=2, api_seconds=1, connections=16,
+                quick=True, rounds=2, worker_rounds=2, api_seconds=1, connections=16,
                 count_requests=40, worker_pages=60, job_sizes=(50, 400, 2000),
                 work_window_s=8.0, health_seconds=5.0, attack_requests=1500, attack_hosts=100,
                 soak_seconds=15.0, profile_seconds=3.0, phases=phases,
             )  # fmt: skip
         return cls(
-            quick=False, rounds=3, api_seconds=2, connections=16,
-            count_requests=100, worker_pages=150, job_sizes=(50, 400, 2000),
+            quick=False, rounds=5, worker_rounds=5, api_seconds=1, connections=16,
+            count_requests=100, worker_pages=120, job_sizes=(50, 400, 2000),
             work_window_s=25.0, health_seconds=12.0, attack_requests=4000, attack_hosts=400,
             soak_seconds=45.0, profile_seconds=8.0, phases=phases,
         )  # fmt: skip

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from tests.bench import procfs
 from tests.bench.client import Api, done_pages, new_key
 from tests.bench.context import Bench
 from tests.bench.procs import Proc, start_api, start_worker, stop_all, wait_api_ready, wait_log_line
@@ -76,6 +77,7 @@ def run_job(
     if pin:
         pair.worker.pin(MEASURED_CORE)
     try:
+        core0 = procfs.core_times(int(MEASURED_CORE))
         c0 = pair.worker.cpu()
         t0 = time.monotonic()
         job_id = pair.api.submit(urls, **(options or {}))
@@ -89,6 +91,7 @@ def run_job(
             time.sleep(0.1)
         c1 = pair.worker.cpu()
         t1 = time.monotonic()
+        core = procfs.core_times(int(MEASURED_CORE)) - core0
     finally:
         if pin:
             pair.worker.pin(OTHER_CORE)
@@ -113,6 +116,8 @@ def run_job(
         "wall_s": t1 - t0,
         "cpu_ms_per_page": used.total / pages * 1000 if pages else float("nan"),
         "pages_per_s_wall": pages / (t1 - t0) if t1 > t0 else float("nan"),
+        # other processes' share of the measured core meanwhile (meaningful when pinned)
+        "foreign": max(0.0, core.busy - used.total) / (t1 - t0) if pin else float("nan"),
     }
 
 

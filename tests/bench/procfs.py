@@ -64,5 +64,34 @@ def pin(pid: int, cores: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class CoreTimes:
+    """Seconds one core spent busy (anything but idle and iowait), and stolen by the
+    hypervisor, since boot (``/proc/stat``)."""
+
+    busy: float
+    steal: float
+
+    def __sub__(self, other: CoreTimes) -> CoreTimes:
+        return CoreTimes(self.busy - other.busy, self.steal - other.steal)
+
+
+def parse_proc_stat(text: str, core: int) -> CoreTimes:
+    label = f"cpu{core}"
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == label:
+            v = [int(x) for x in fields[1:]]
+            # user nice system idle iowait irq softirq steal (guest time is inside user)
+            busy = v[0] + v[1] + v[2] + v[5] + v[6]
+            steal = v[7] if len(v) > 7 else 0
+            return CoreTimes(busy / CLK_TCK, steal / CLK_TCK)
+    raise ValueError(f"no {label} line in /proc/stat")
+
+
+def core_times(core: int) -> CoreTimes:
+    return parse_proc_stat(Path("/proc/stat").read_text(), core)
+
+
 def online_cores() -> int:
     return os.cpu_count() or 1

@@ -595,10 +595,42 @@ def header(results: dict[str, Any], report: Path) -> list[str]:
         "its variant. Counts per request or page (spans, instrument records, SQL statements, "
         "Redis commands, log records) come from hooks installed only while counting "
         "(`tests/bench/hooks.py`), never during timing.",
+        *contention(results),
         "- Environment of every process: `TRAWL_ENVIRONMENT=production`, explicit database and "
         "Redis URLs, `TRAWL_ALLOW_PRIVATE_TARGETS=true` (the site is on loopback), defaults "
         "otherwise (no access log, as the image runs it; metrics every 10 s).",
         "",
+    ]
+
+
+def contention(results: dict[str, Any]) -> list[str]:
+    """How much of the measured core other processes took during the measurements."""
+    dbs = [d for k, d in (results.get("api") or {}).items() if k in ("postgres", "sqlite")]
+    cells = [cell for db in dbs for per_v in db["measured"].values() for cell in per_v.values()]
+    api = [f for cell in cells for f in cell.get("foreign", [])]
+    worker = [
+        r["foreign"]
+        for runs in (results.get("worker") or {}).get("runs", {}).values()
+        for r in runs
+        if "foreign" in r and not math.isnan(r["foreign"])
+    ]
+    parts = []
+    if api:
+        retried = sum(cell.get("retried", 0) for cell in cells)
+        parts.append(
+            f"API runs: median {percentile(api, 50) * 100:.0f} %, p90 "
+            f"{percentile(api, 90) * 100:.0f} % ({retried} runs over 25 % were repeated once)"
+        )
+    if worker:
+        parts.append(
+            f"worker and Scrapy runs: median {percentile(worker, 50) * 100:.0f} %, max "
+            f"{max(worker) * 100:.0f} %"
+        )
+    if not parts:
+        return []
+    return [
+        "- The machine is shared: other processes' share of the measured core during the "
+        "measurements (from `/proc/stat`): " + "; ".join(parts) + "."
     ]
 
 

@@ -9,13 +9,14 @@ store, settle) with its process pinned to core 0.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench import profile
+from tests.bench import procfs, profile
 from tests.bench.context import Bench
 from tests.bench.pair import Pair, idle_cpu, run_job, start_pairs
 from tests.bench.procs import ROOT, stop_all
@@ -44,6 +45,9 @@ def run_scrapy(bench: Bench, urls: list[str], tag: str) -> dict[str, Any]:
     urls_file = d / f"{tag}.urls"
     urls_file.write_text("\n".join(urls))
     out = d / f"{tag}.json"
+    core0 = procfs.core_times(int(MEASURED_CORE))
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     subprocess.run(
         [
             "taskset",
@@ -65,7 +69,12 @@ def run_scrapy(bench: Bench, urls: list[str], tag: str) -> dict[str, Any]:
         stdout=(d / f"{tag}.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
+    wall = time.monotonic() - t0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (children.ru_utime - children0.ru_utime) + (children.ru_stime - children0.ru_stime)
+    core = procfs.core_times(int(MEASURED_CORE)) - core0
     r: dict[str, Any] = json.loads(out.read_text())
+    r["foreign"] = max(0.0, core.busy - own) / wall
     pages = r["items"]
     r["cpu_ms_per_page"] = r["cpu_s"] / pages * 1000 if pages else float("nan")
     r["pages_per_s_wall"] = pages / r["wall_s"] if r["wall_s"] else float("nan")
@@ -120,8 +129,8 @@ def run(bench: Bench, profile_dir: Path | None) -> dict[str, Any]:
         bench.log("worker: warm-up jobs")
         for p in pairs:
             run_job(p, pages.take(bench, 30), timeout_s=300, pin=False)
-        for r in range(cfg.rounds):
-            bench.log(f"worker: round {r + 1}/{cfg.rounds}")
+        for r in range(cfg.worker_rounds):
+            bench.log(f"worker: round {r + 1}/{cfg.worker_rounds}")
             for n in rotate(names, r):
                 urls = pages.take(bench, cfg.worker_pages)
                 if n == SCRAPY:
