@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +54,18 @@ def rss_bytes(pid: int) -> int:
 
 
 def pin(pid: int, cores: str) -> None:
-    """Pin every thread of ``pid`` to ``cores`` (a ``taskset`` list such as ``"0"``).
-    Threads started later inherit the mask of the thread that starts them."""
-    subprocess.run(
-        ["taskset", "-a", "-p", "-c", cores, str(pid)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    """Pin every thread of ``pid`` to ``cores`` (a list such as ``"0"`` or ``"0,1"``).
+
+    Threads come and go (thread pools, exporters): one that ends meanwhile is skipped, and
+    the threads are walked twice so that one started during the first walk is caught; threads
+    started later inherit the mask of the thread that starts them."""
+    mask = {int(c) for c in cores.split(",")}
+    for _ in range(2):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                os.sched_setaffinity(int(tid), mask)
+            except (ProcessLookupError, FileNotFoundError):
+                pass
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ COMPONENTS: dict[str, str] = {
     "asyncpg": "asyncpg",
     "aiosqlite": "aiosqlite / sqlite3",
     "sqlite3": "aiosqlite / sqlite3",
-    "opentelemetry": "OpenTelemetry SDK/API/contrib",
     "prometheus_fastapi_instrumentator": "prometheus-fastapi-instrumentator",
     "prometheus_client": "prometheus_client",
     "otel": "otel (Trawl's telemetry package)",
@@ -48,6 +47,29 @@ COMPONENTS: dict[str, str] = {
     "queue.py": "threads, queues",
     "concurrent": "threads, queues",
     "tests": "bench harness",
+    # py-spy prints the OpenTelemetry namespace packages without their ``opentelemetry/``
+    # (or ``opentelemetry/sdk/``) prefix: ``metrics/_internal/…``, ``trace/…``, ``context/…``
+    **dict.fromkeys(
+        (
+            "metrics",
+            "trace",
+            "context",
+            "_logs",
+            "sdk",
+            "instrumentation",
+            "semconv",
+            "exporter",
+            "propagate",
+            "propagators",
+            "attributes",
+            "baggage",
+            "util",
+            "proto",
+            "_events",
+            "opentelemetry",
+        ),
+        "OpenTelemetry SDK/API/contrib",
+    ),
     "scrapy": "scrapy / twisted",
     "twisted": "scrapy / twisted",
 }
