@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +63,8 @@ def pin(pid: int, cores: str) -> None:
     mask = {int(c) for c in cores.split(",")}
     for _ in range(2):
         for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError):
                 os.sched_setaffinity(int(tid), mask)
-            except (ProcessLookupError, FileNotFoundError):
-                pass
 
 
 @dataclass(frozen=True)
