@@ -60,8 +60,8 @@ class Config:
         return cls(
             quick=False, rounds=5, worker_rounds=4, api_seconds=1, connections=16,
             count_requests=100, worker_pages=120, job_sizes=(50, 400, 2000),
-            work_window_s=25.0, health_seconds=10.0, attack_requests=3000, attack_hosts=400,
-            soak_seconds=40.0, profile_seconds=8.0, phases=phases,
+            work_window_s=20.0, health_seconds=8.0, attack_requests=3000, attack_hosts=400,
+            soak_seconds=30.0, profile_seconds=8.0, phases=phases,
         )  # fmt: skip
 
 

@@ -88,7 +88,7 @@ def component(frame: str) -> str:
 
 
 def short(frame: str) -> str:
-    return frame if not frame.startswith(" (") else "(unknown frame)" + frame
+    return frame if frame.strip() and not frame.startswith(" (") else f"(unknown frame){frame}"
 
 
 #: Components that say nothing about who spent the time: stdlib leaf frames are charged to the
