@@ -72,7 +72,8 @@ def api_section(db: str, res: dict[str, Any]) -> list[str]:
         "API CPU µs/request, median [range]",
         "overhead µs",
         "overhead %",
-        "requests/s (1 core, saturated)",
+        "requests/s",
+        "core busy",
     ]
     rows = []
     for ep, title in res["endpoints"].items():
@@ -90,11 +91,18 @@ def api_section(db: str, res: dict[str, Any]) -> list[str]:
                     "\u2013" if base else f"{num(d.median)} [{num(d.low)}\u2013{num(d.high)}]",
                     "\u2013" if base else f"{pct(r.median)} [{pct(r.low)}, {pct(r.high)}]",
                     num(spread(cell["rate"]).median),
+                    busy(cell),
                 ]
             )
             if cell["errors"]:
                 rows[-1][2] += f" ({cell['errors']} errors)"
     return lines + table(head, rows)
+
+
+def busy(cell: dict[str, Any]) -> str:
+    """The measured process's median share of its core (about 100 % when saturated)."""
+    values = cell.get("busy") or []
+    return f"{spread(values).median * 100:.0f} %" if values else "\u2013"
 
 
 def counts_section(res: dict[str, Any]) -> list[str]:
@@ -619,7 +627,8 @@ def contention(results: dict[str, Any]) -> list[str]:
         retried = sum(cell.get("retried", 0) for cell in cells)
         parts.append(
             f"API runs: median {percentile(api, 50) * 100:.0f} %, p90 "
-            f"{percentile(api, 90) * 100:.0f} % ({retried} runs over 35 % were repeated once)"
+            f"{percentile(api, 90) * 100:.0f} % ({retried} runs were repeated once: over 35 %, or "
+            "the measured process busy less than 75 % of the time)"
         )
     if worker:
         parts.append(
