@@ -81,8 +81,8 @@ clean:
 canary: install
 	$(PY) -m app.canary
 
-# Benchmarks (docs/performance.md): about 13 minutes on 2 cores; needs wrk, redis-server and a
-# PostgreSQL (BENCH_POSTGRES_URL, default the local one). The [bench] extra is installed here
+# Benchmarks (docs/performance.md): about 13 minutes on 2 cores; needs wrk, redis-server and
+# PostgreSQL's server binaries (a cluster of its own; BENCH_POSTGRES_URL: an existing server). The [bench] extra is installed here
 # only: scrapy, prometheus-fastapi-instrumentator and py-spy are never runtime dependencies.
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'

@@ -33,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="the results (default: next to the report)")
     p.add_argument("--profiles", type=Path, help="py-spy output (default: docs/performance/)")
     p.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the report from its JSON (after editing docs/performance/notes.md)",
+    )
     return p.parse_args(argv)
 
 
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     # the harness, wrk, the sink, the site... stay off the measured core; the processes under
     # test start on both cores and are pinned once ready
     os.sched_setaffinity(0, {int(OTHER_CORE)})
+    if args.render_only:
+        out.write_text(report.render(json.loads(out_json.read_text()), out, profiles))
+        print(f"report: {out} (from {out_json})", file=sys.stderr)
+        return 0
     bench = Bench(cfg, args.workdir / "run", default_postgres_url())
     started = time.monotonic()
     results: dict[str, Any] = {
@@ -90,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     try:
         bench.start()
+        results["postgres"] = bench.postgres_note or "the server at BENCH_POSTGRES_URL"
         for phase in PHASES:
             if phase in phases:
                 results[phase] = runners[phase]()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.bench.pgcluster import PostgresCluster
 from tests.bench.procs import ROOT
 from tests.bench.services import (
     OTHER_CORE,
@@ -69,8 +70,10 @@ class Config:
 class Bench:
     config: Config
     workdir: Path
-    postgres_admin_url: str
+    postgres_admin_url: str | None  # None: a cluster of the bench's own
     redis: RedisServer | None = None
+    cluster: PostgresCluster | None = None
+    postgres_note: str = ""
     sink_port: int = 0
     site_port: int = 0
     postgres: PostgresDatabases | None = None
@@ -89,13 +92,26 @@ class Bench:
         self._helper("site", ["tests.bench.site", "--port", str(self.site_port)])
         wait_until(lambda: port_open("127.0.0.1", self.sink_port), 20, "OTLP sink")
         wait_until(lambda: port_open("127.0.0.1", self.site_port), 20, "target site")
-        self.postgres = PostgresDatabases(self.postgres_admin_url)
+        admin_url = self.postgres_admin_url or self._own_cluster()
+        self.postgres = PostgresDatabases(admin_url)
         if not self.postgres.available():
-            raise RuntimeError(
-                f"PostgreSQL is not reachable at {self.postgres_admin_url} (BENCH_POSTGRES_URL)"
-            )
+            raise RuntimeError(f"PostgreSQL is not reachable at {admin_url} (BENCH_POSTGRES_URL)")
         self.wrk = Wrk(self.workdir / "wrk")
         return self
+
+    def _own_cluster(self) -> str:
+        """A dedicated cluster pinned off the measured core; the local shared server when
+        this machine has no PostgreSQL server binaries."""
+        cluster = PostgresCluster(self.workdir / "pg")
+        if cluster.bindir is None:
+            self.postgres_note = "the shared server (no server binaries for a cluster of its own)"
+            return shared_postgres_url()
+        self.cluster = cluster.start()
+        version = cluster.bindir.parent.name
+        self.postgres_note = (
+            f"a cluster of its own (PostgreSQL {version}, defaults, pinned to core {OTHER_CORE})"
+        )
+        return cluster.admin_url
 
     def _helper(self, name: str, module_args: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("wb")
@@ -118,6 +134,8 @@ class Bench:
             self.redis.stop()
         if self.postgres is not None:
             self.postgres.drop_all()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     # ------------------------------------------------------------------ shared helpers
 
@@ -173,8 +191,11 @@ class Bench:
         print(f"[bench {stamp}] {message}", file=sys.stderr, flush=True)
 
 
-def default_postgres_url() -> str:
-    return os.environ.get(
-        "BENCH_POSTGRES_URL",
-        os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-    )
+def default_postgres_url() -> str | None:
+    """``BENCH_POSTGRES_URL`` (an admin URL of a server to create databases on), else None:
+    the bench starts a cluster of its own."""
+    return os.environ.get("BENCH_POSTGRES_URL") or None
+
+
+def shared_postgres_url() -> str:
+    return os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

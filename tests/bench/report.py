@@ -588,7 +588,8 @@ def header(results: dict[str, Any], report: Path) -> list[str]:
         "- Each process under test (`python -m app.serve`, `python -m app.worker`, as `make api`"
         " and `make worker` run them) is pinned to core 0 while it is measured (`taskset`); "
         "wrk, the OTLP sink, the target site, Redis, the bench itself and every idle process "
-        "run on core 1. PostgreSQL is the machine's shared server (its own databases).",
+        f"run on core 1. PostgreSQL: {results.get('postgres', 'the shared server')}, a "
+        "database per process or pair.",
         "- CPU time is read from `/proc/<pid>/stat` (utime + stime of all threads, exporters "
         "included) before and after a run, and divided by the requests wrk got answered or the "
         "pages the job completed. Throughput is reported but not used to infer CPU.",
@@ -639,8 +640,8 @@ def contention(results: dict[str, Any]) -> list[str]:
         return []
     return [
         "- The machine is shared: other processes' share of the measured core during the "
-        "measurements (from `/proc/stat`; it includes the shared PostgreSQL server's backends, "
-        "which serve the measured process and are not pinned): " + "; ".join(parts) + "."
+        "measurements (from `/proc/stat`; kernel work for the measured process's own traffic "
+        "counts here too): " + "; ".join(parts) + "."
     ]
 
 
