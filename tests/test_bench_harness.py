@@ -137,3 +137,13 @@ def test_report_renders_health_against_its_target(tmp_path: Path) -> None:
     page = report.render(results, tmp_path / "performance.md", tmp_path)
     assert "| idle | `/health/ready` | 10 | 3.0 | 8.0 |" in page
     assert "worst: redis hung `/health/ready` 1,000 ms | **missed** |" in page
+
+
+def test_profile_stacks_are_kept_gzipped(tmp_path: Path) -> None:
+    out = tmp_path / "t.collapsed.txt"
+    out.write_text("main (app/serve.py);execute (sqlalchemy/engine/base.py) 2\n")
+    summary = profile.finish(out, "title")
+    assert "100.0 %  SQLAlchemy" in summary
+    assert not out.exists()
+    assert (tmp_path / "t.summary.txt").read_text() == summary
+    assert "execute (sqlalchemy/engine/base.py) 2" in (profile.read_stacks(tmp_path, "t") or "")

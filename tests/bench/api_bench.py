@@ -164,12 +164,7 @@ def profile_server(bench: Bench, s: Server, endpoint: str, out_dir: Path, tag: s
         load.wait(timeout=seconds + 60)
     finally:
         s.proc.pin(OTHER_CORE)
-    summary = profile.render(
-        f"py-spy: API, {ENDPOINTS[endpoint]}, {s.variant.title}, PostgreSQL",
-        profile.summarize(out.read_text()),
-    )
-    (out_dir / f"{tag}.summary.txt").write_text(summary)
-    return summary
+    return profile.finish(out, f"py-spy: API, {ENDPOINTS[endpoint]}, {s.variant.title}, PostgreSQL")
 
 
 def run(bench: Bench, db: str, profile_dir: Path | None) -> dict[str, Any]:

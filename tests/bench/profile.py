@@ -3,6 +3,7 @@ and their text summary: where the samples are, by component and by function."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,28 @@ def record(pid: int, seconds: float, out: Path, rate: int = 200) -> subprocess.P
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def finish(out: Path, title: str) -> str:
+    """Summarise the collapsed stacks py-spy wrote to ``out``, write ``<tag>.summary.txt`` next
+    to them and keep the stacks gzipped (``<tag>.collapsed.txt.gz``: ``zcat`` it into
+    speedscope or flamegraph.pl). Returns the summary."""
+    text = out.read_text()
+    summary = render(title, summarize(text))
+    out.with_name(out.name.replace(".collapsed.txt", ".summary.txt")).write_text(summary)
+    with gzip.open(stacks_path(out.parent, out.name.replace(".collapsed.txt", "")), "wt") as f:
+        f.write(text)
+    out.unlink()
+    return summary
+
+
+def stacks_path(directory: Path, tag: str) -> Path:
+    return directory / f"{tag}.collapsed.txt.gz"
+
+
+def read_stacks(directory: Path, tag: str) -> str | None:
+    path = stacks_path(directory, tag)
+    if not path.exists():
+        return None
+    with gzip.open(path, "rt") as f:
+        return f.read()

@@ -393,16 +393,18 @@ def profiles_section(results: dict[str, Any], profile_dir: Path, report_dir: Pat
     }
     lines: list[str] = []
     for tag in found:
-        path = profile_dir / f"{tag}.collapsed.txt"
-        if not path.exists():
+        stacks = profile.read_stacks(profile_dir, tag)
+        if stacks is None:
             continue
-        s = profile.summarize(path.read_text(), top=8)
+        path = profile.stacks_path(profile_dir, tag)
+        s = profile.summarize(stacks, top=8)
         rel = os.path.relpath(path, report_dir)
         summary = os.path.relpath(profile_dir / f"{tag}.summary.txt", report_dir)
         lines += [
             f"#### `{tag}`",
             "",
-            f"{s.samples} samples ([collapsed stacks]({rel}), for speedscope or flamegraph.pl; "
+            f"{s.samples} samples ([collapsed stacks]({rel}), gzipped, for speedscope or "
+            "flamegraph.pl; "
             f"[summary]({summary})).",
             "",
         ]

@@ -108,12 +108,9 @@ def profile_worker(bench: Bench, pair: Pair, pages: Pages, out_dir: Path, tag: s
     time.sleep(0.3)
     run_job(pair, pages.take(bench, n), timeout_s=300)
     spy.wait(timeout=seconds + 60)
-    text = profile.render(
-        f"py-spy: worker, jobs of {n} loopback pages, {pair.variant.title}, PostgreSQL",
-        profile.summarize(out.read_text()),
+    return profile.finish(
+        out, f"py-spy: worker, jobs of {n} loopback pages, {pair.variant.title}, PostgreSQL"
     )
-    (out_dir / f"{tag}.summary.txt").write_text(text)
-    return text
 
 
 def run(bench: Bench, profile_dir: Path | None) -> dict[str, Any]:
