@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke dashboards
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke dashboards bench
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
@@ -14,6 +14,7 @@ help:
 	@echo "make dashboards - regenerate grafana/dashboards/*.json and the dashboard rules from grafana/dashgen"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
 	@echo "make down | logs | smoke (proves a trace in Tempo, logs in Loki, metrics in Prometheus)"
+	@echo "make bench   - telemetry overhead, health, log latency, memory: docs/performance.md (BENCH_QUICK=1: short, to var/bench/)"
 
 # constraints.txt pins every dependency to what CI tested; the Docker image installs the same.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -30,7 +31,7 @@ lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install --quiet $(if $(UPGRADE),,-c constraints.txt) -e '.[dev,sentry]'
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(if $(UPGRADE),,-c constraints.txt) -e '.[dev,sentry,bench]'
 	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^trawl'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf $(LOCK_VENV)
@@ -106,6 +107,16 @@ clean:
 # End-to-end canary against a running API (settings: TRAWL_CANARY_*, docs/monitoring/setup.md).
 canary: install
 	$(PY) -m app.canary
+
+# Benchmarks (docs/performance.md): about 13 minutes on 2 cores; needs wrk, redis-server and
+# PostgreSQL's server binaries (a cluster of its own; BENCH_POSTGRES_URL: an existing server). The [bench] extra is installed here
+# only: scrapy, prometheus-fastapi-instrumentator and py-spy are never runtime dependencies.
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m tests.bench $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 
 # --- the observability stack (docker-compose.otel.yml; docs/monitoring/setup.md) -------------
 STACK := grafana/bin/stack.sh

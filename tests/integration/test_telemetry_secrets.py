@@ -416,6 +416,10 @@ def _envelopes(receiver: WebhookReceiver) -> list[dict[str, Any]]:
         encoding = hit.headers.get("content-encoding", "")
         if encoding == "gzip":
             body = gzip.decompress(body)
+        elif encoding == "br":  # sentry-sdk prefers brotli when the module is installed
+            import brotli  # (make bench's extra brings it, with Scrapy)
+
+            body = brotli.decompress(body)
         elif encoding:
             raise AssertionError(f"unexpected envelope encoding {encoding}")
         for line in body.decode().splitlines():

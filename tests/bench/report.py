@@ -1,0 +1,757 @@
+"""docs/performance.md from the results of one run (``python -m tests.bench`` writes both)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.bench import profile
+from tests.bench.stats import paired_overhead, percentile, spread
+from tests.bench.variants import API_VARIANTS, BY_NAME
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTES = ROOT / "docs" / "performance" / "notes.md"
+API_TARGET_US = 1000.0
+METRICS_TARGET = 0.05
+FULL_API_TARGET = 0.15
+FULL_WORKER_TARGET = 0.10
+SCRAPY_TARGET = 1.5
+HEALTH_TARGET_MS = 100.0
+LOG_TARGET_MS = 1000.0
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def num(x: float, digits: int = 0) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "\u2013"
+    return f"{x:,.{digits}f}"
+
+
+def pct(x: float, digits: int = 1) -> str:
+    if x is None or math.isnan(x):
+        return "\u2013"
+    return f"{x * 100:+.{digits}f} %"
+
+
+def rng(values: Iterable[float], digits: int = 0) -> str:
+    s = spread(list(values))
+    return f"{num(s.median, digits)} [{num(s.low, digits)}\u2013{num(s.high, digits)}]"
+
+
+def ok(flag: bool | None) -> str:
+    return "\u2013" if flag is None else ("met" if flag else "**missed**")
+
+
+def table(head: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return [*out, ""]
+
+
+# --------------------------------------------------------------------------- API
+
+
+def api_overheads(measured: dict[str, Any], ep: str) -> dict[str, Any]:
+    base = measured[ep]["off"]["cpu_us"]
+    return {v: paired_overhead(base, measured[ep][v]["cpu_us"]) for v in measured[ep]}
+
+
+def api_section(db: str, res: dict[str, Any]) -> list[str]:
+    measured = res["measured"]
+    lines = [f"### {'PostgreSQL' if db == 'postgres' else 'SQLite (embedded default)'}", ""]
+    head = [
+        "endpoint",
+        "variant",
+        "API CPU µs/request, median [range]",
+        "overhead µs",
+        "overhead %",
+        "requests/s",
+        "core busy",
+    ]
+    rows = []
+    for ep, title in res["endpoints"].items():
+        over = api_overheads(measured, ep)
+        for v in measured[ep]:
+            cell = measured[ep][v]
+            o = over[v]
+            base = v == "off"
+            d, r = o.delta, o.ratio
+            rows.append(
+                [
+                    f"`{title}`" if base else "",
+                    v,
+                    rng(cell["cpu_us"]),
+                    "\u2013" if base else f"{num(d.median)} [{num(d.low)}\u2013{num(d.high)}]",
+                    "\u2013" if base else f"{pct(r.median)} [{pct(r.low)}, {pct(r.high)}]",
+                    num(spread(cell["rate"]).median),
+                    busy(cell),
+                ]
+            )
+            if cell["errors"]:
+                rows[-1][2] += f" ({cell['errors']} errors)"
+    return lines + table(head, rows)
+
+
+def busy(cell: dict[str, Any]) -> str:
+    """The measured process's median share of its core (about 100 % when saturated)."""
+    values = cell.get("busy") or []
+    return f"{spread(values).median * 100:.0f} %" if values else "\u2013"
+
+
+def counts_section(res: dict[str, Any]) -> list[str]:
+    counts = res["counts"]
+    head = [
+        "endpoint",
+        "variant",
+        "spans (recording / not sampled)",
+        "instrument records",
+        "SQL statements",
+        "Redis commands",
+        "log records",
+    ]
+    rows = []
+    for ep, title in res["endpoints"].items():
+        for v, per_ep in counts.items():
+            c = per_ep[ep]
+            spans = c.get("spans", {})
+            meas = c.get("measurements", {})
+            rows.append(
+                [
+                    f"`{title}`" if v == "off" else "",
+                    v,
+                    span_counts(spans),
+                    f"{num(sum(meas.values()), 1)}" + (f" ({describe(meas)})" if meas else ""),
+                    f"{num(sum(c.get('sql', {}).values()), 1)} ({describe(c.get('sql', {}))})",
+                    f"{num(sum(c.get('redis', {}).values()), 1)}",
+                    num(sum(c.get("log_records", {}).values()), 2),
+                ]
+            )
+    return table(head, rows)
+
+
+def span_counts(spans: dict[str, float]) -> str:
+    return f"{num(spans.get('recording', 0), 1)} / {num(spans.get('non_recording', 0), 1)}"
+
+
+def describe(counts: dict[str, float], limit: int = 8) -> str:
+    items = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return ", ".join(f"{k} {v:.2g}" for k, v in items if v >= 0.01)
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def worker_cpu(runs: list[dict[str, Any]]) -> list[float]:
+    return [r["cpu_ms_per_page"] for r in runs]
+
+
+def worker_section(res: dict[str, Any]) -> list[str]:
+    runs = res["runs"]
+    base = worker_cpu(runs["off"])
+    scrapy = worker_cpu(runs["scrapy"])
+    head = [
+        "process",
+        "CPU ms/page, median [range]",
+        "pages/s per core",
+        "pages/s (wall)",
+        "overhead vs off",
+        "\u00d7 Scrapy (paired)",
+        "idle, % of a core",
+    ]
+    rows = []
+    for name, rs in runs.items():
+        cpu = worker_cpu(rs)
+        o = paired_overhead(base, cpu)
+        vs = paired_overhead(scrapy, cpu)
+        med = spread(cpu).median
+        rows.append(
+            [
+                name,
+                rng(cpu, 1),
+                num(1000 / med if med else math.nan, 1),
+                num(spread([r["pages_per_s_wall"] for r in rs]).median, 1),
+                "\u2013"
+                if name in ("off", "scrapy")
+                else f"{num(o.delta.median, 2)} ms, {pct(o.ratio.median)}",
+                "\u2013" if name == "scrapy" else f"{num(vs.ratio.median + 1, 2)}\u00d7",
+                num(res["idle_core_share"].get(name, math.nan) * 100, 1)
+                if name != "scrapy"
+                else "\u2013",
+            ]
+        )
+    return table(head, rows)
+
+
+def worker_counts_section(res: dict[str, Any]) -> list[str]:
+    head = [
+        "variant",
+        "SQL statements",
+        "Redis commands",
+        "spans (recording / not sampled)",
+        "instrument records",
+        "log records",
+    ]
+    rows = []
+    for v, c in res["counts"].items():
+        spans = c.get("spans", {})
+        meas = c.get("measurements", {})
+        rows.append(
+            [
+                v,
+                f"{num(sum(c.get('sql', {}).values()), 1)} ({describe(c.get('sql', {}))})",
+                f"{num(sum(c.get('redis', {}).values()), 1)} ({describe(c.get('redis', {}), 6)})",
+                f"{num(spans.get('recording', 0), 1)} / {num(spans.get('non_recording', 0), 1)}",
+                f"{num(sum(meas.values()), 1)}" + (f" ({describe(meas, 6)})" if meas else ""),
+                num(sum(c.get("log_records", {}).values()), 2),
+            ]
+        )
+    return table(head, rows)
+
+
+# --------------------------------------------------------------------------- cost vs work
+
+
+def work_section(res: dict[str, Any], lifted_ms: float) -> list[str]:
+    head = [
+        "URLs",
+        "domains",
+        "pages done (window)",
+        "CPU ms/page",
+        "vs politeness lifted",
+        "SQL/page",
+        "Redis/page",
+        "politeness scripts/page",
+        "rollbacks/page",
+        "stream acks/page",
+    ]
+    rows = []
+    for r in res["rows"]:
+        done = max(r["pages"], 1)
+        window = "" if r["finished"] else f" of {r['urls']} in {r['wall_s']:.0f} s"
+        rows.append(
+            [
+                num(r["urls"]),
+                str(r["domains"]),
+                f"{r['pages']}{window}",
+                num(r["cpu_ms_per_page"], 1),
+                f"{num(r['cpu_ms_per_page'] / lifted_ms, 2)}\u00d7" if lifted_ms else "\u2013",
+                num(r["sql_per_page"], 1),
+                num(r["redis_per_page"], 1),
+                num(r["redis"].get("EVALSHA", 0) / done, 1),
+                num(r["sql"].get("ROLLBACK", 0) / done, 1),
+                num(r["redis"].get("XACK", 0) / done, 1),
+            ]
+        )
+    return table(head, rows)
+
+
+def work_breakdown(res: dict[str, Any]) -> list[str]:
+    rows = res["rows"]
+    worst = max(rows, key=lambda r: r["sql_per_page"])
+    best = min(rows, key=lambda r: r["sql_per_page"])
+    out = []
+    for r in (best, worst):
+        done = max(r["pages"], 1)
+        sql = {k: v / done for k, v in r["sql"].items()}
+        red = {k: v / done for k, v in r["redis"].items()}
+        out.append(
+            f"- {r['urls']} URLs on {r['domains']} domain(s): SQL {describe(sql, 12)}; "
+            f"Redis {describe(red, 12)}."
+        )
+    return [*out, ""]
+
+
+# --------------------------------------------------------------------------- health, logs
+
+
+def health_section(res: dict[str, Any]) -> list[str]:
+    head = [
+        "condition",
+        "endpoint",
+        "probes",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "> 100 ms",
+        "statuses",
+        "target p99 < 100 ms",
+    ]
+    rows = []
+    for cond, per_ep in res["conditions"].items():
+        for ep, s in per_ep.items():
+            rows.append(
+                [
+                    cond.replace("_", " "),
+                    f"`{ep}`",
+                    str(s["probes"]),
+                    num(s["p50_ms"], 1),
+                    num(s["p99_ms"], 1),
+                    num(s["max_ms"], 1),
+                    str(s["over_100ms"]),
+                    ", ".join(f"{k}\u00d7{v}" for k, v in sorted(s["statuses"].items())),
+                    ok(s["p99_ms"] < HEALTH_TARGET_MS),
+                ]
+            )
+    return table(head, rows)
+
+
+def log_budget() -> list[str]:
+    batch = "?"
+    try:
+        cfg = yaml.safe_load((ROOT / "collector" / "otelcol.yaml").read_text())
+        batch = str(cfg["processors"]["batch"].get("timeout", "200ms (default)"))
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        pass
+    head = ["stage", "setting", "today", "what it adds"]
+    rows = [
+        [
+            "SDK log batch",
+            "`OTEL_BLRP_SCHEDULE_DELAY` (SDK default 1000 ms)",
+            "1000 ms",
+            "up to the delay, plus one OTLP/HTTP export (measured above, at the sink)",
+        ],
+        [
+            "collector batch",
+            "`processors.batch.timeout` in `collector/otelcol.yaml`",
+            batch,
+            "up to the timeout (or until `send_batch_size` records)",
+        ],
+        [
+            "Loki ingestion",
+            "distributor → ingester; queries read the ingester's memory",
+            "\u2013",
+            "not measured here (no Loki on this machine): typically well under a second",
+        ],
+    ]
+    return table(head, rows)
+
+
+# --------------------------------------------------------------------------- memory, losses
+
+
+def memory_section(res: dict[str, Any]) -> list[str]:
+    r = res["rss_mib"]
+    head = [
+        "process",
+        "before",
+        "after attack 1",
+        "after attack 2",
+        "after soak",
+        "attack 1 growth",
+        "attack 2 growth",
+        "soak slope",
+    ]
+    rows = []
+    for p in ("api", "worker"):
+        rows.append(
+            [
+                p,
+                num(r["before"][p], 1),
+                num(r["after_attack_1"][p], 1),
+                num(r["after_attack_2"][p], 1),
+                num(r["after_soak"][p], 1),
+                f"{r['after_attack_1'][p] - r['before'][p]:+.1f}",
+                f"{r['after_attack_2'][p] - r['after_attack_1'][p]:+.1f}",
+                f"{res['soak'][f'{p}_slope_mib_per_h']:+.0f} MiB/h",
+            ]
+        )
+    return table(head, rows)
+
+
+def losses_section(results: dict[str, Any]) -> list[str]:
+    head = ["phase", "service", "signal", "reason", "items lost"]
+    rows = []
+    for phase in ("api", "worker", "work", "health", "memory"):
+        for x in (results.get(phase) or {}).get("telemetry_lost", []):
+            rows.append([phase, x["service"], x["signal"], x["reason"], num(x["items"])])
+    total = sum(float(r[4].replace(",", "")) for r in rows) if rows else 0.0
+    lines = table(
+        head, [r for r in rows if r[4] != "0"] or [["all", "\u2013", "\u2013", "\u2013", "0"]]
+    )
+    return [
+        f"Total items lost: **{num(total)}** (every process's `trawl.telemetry.export."
+        "failures`, read from its last export).",
+        "",
+        *lines,
+    ]
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def profiles_section(results: dict[str, Any], profile_dir: Path, report_dir: Path) -> list[str]:
+    found = {
+        **((results.get("api") or {}).get("postgres") or {}).get("profiles", {}),
+        **(results.get("worker") or {}).get("profiles", {}),
+    }
+    lines: list[str] = []
+    for tag in found:
+        stacks = profile.read_stacks(profile_dir, tag)
+        if stacks is None:
+            continue
+        path = profile.stacks_path(profile_dir, tag)
+        s = profile.summarize(stacks, top=8)
+        rel = os.path.relpath(path, report_dir)
+        summary = os.path.relpath(profile_dir / f"{tag}.summary.txt", report_dir)
+        lines += [
+            f"#### `{tag}`",
+            "",
+            f"{s.samples} samples ([collapsed stacks]({rel}), gzipped, for speedscope or "
+            "flamegraph.pl; "
+            f"[summary]({summary})).",
+            "",
+        ]
+        lines.append(
+            "Time by component (stdlib time charged to its caller): "
+            + ", ".join(f"{name} {share * 100:.0f} %" for name, share in s.by_component[:8])
+            + "."
+        )
+        lines.append("")
+        lines.append(
+            "On the stack (inclusive): "
+            + ", ".join(f"{name} {share * 100:.0f} %" for name, share in s.inclusive_component[:10])
+            + "."
+        )
+        lines.append("")
+        lines.append(
+            "Top functions (self): "
+            + "; ".join(f"`{name}` {share * 100:.1f} %" for name, share in s.top_self[:8])
+            + "."
+        )
+        lines.append("")
+    return lines
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _api(results: dict[str, Any], db: str = "postgres") -> dict[str, Any] | None:
+    return ((results.get("api") or {}).get(db)) or None
+
+
+def _target_rows_api(results: dict[str, Any]) -> list[list[str]]:
+    api = _api(results)
+    if api is None:
+        return []
+    m = api["measured"]
+    base = spread(m["get_job"]["off"]["cpu_us"]).median
+    rows = [
+        [
+            "status read `GET /v1/jobs/{id}`, PostgreSQL, telemetry off: API CPU < 1 ms",
+            f"{num(base)} µs",
+            ok(base < API_TARGET_US),
+        ]
+    ]
+    for variant, limit, label in (
+        ("metrics", METRICS_TARGET, "metrics-only overhead < 5 % (every API endpoint)"),
+        ("full10", FULL_API_TARGET, "full telemetry at 10 % sampling < 15 % (every API endpoint)"),
+    ):
+        worst = max(
+            ((ep, api_overheads(m, ep)[variant]) for ep in m), key=lambda kv: kv[1].ratio.median
+        )
+        ep, o = worst
+        rows.append(
+            [
+                label,
+                f"worst: `{api['endpoints'][ep]}` {pct(o.ratio.median)} ({num(o.delta.median)} µs)",
+                ok(o.ratio.median < limit),
+            ]
+        )
+    spans = api["counts"]["metrics"]["get_job"].get("spans", {})
+    built = spans.get("recording", 0) + spans.get("non_recording", 0)
+    rows.append(
+        ["metrics only builds no spans", f"{num(built, 1)} spans per status read", ok(built == 0)]
+    )
+    worse = []
+    for ep in m:
+        o = api_overheads(m, ep)
+        if o["metrics"].delta.median > o["pfi"].delta.median:
+            worse.append(
+                f"`{api['endpoints'][ep]}` {num(o['metrics'].delta.median)} vs "
+                f"{num(o['pfi'].delta.median)} µs"
+            )
+    rows.append(
+        [
+            "HTTP metrics path costs no more than prometheus-fastapi-instrumentator",
+            "; ".join(worse) or "not more on any endpoint",
+            ok(not worse),
+        ]
+    )
+    return rows
+
+
+def _target_rows_worker(results: dict[str, Any]) -> list[list[str]]:
+    w = results.get("worker")
+    if not w:
+        return []
+    runs = w["runs"]
+    off = worker_cpu(runs["off"])
+    vs = paired_overhead(worker_cpu(runs["scrapy"]), off).ratio.median + 1
+    met = paired_overhead(off, worker_cpu(runs["metrics"])).ratio.median
+    f10 = paired_overhead(off, worker_cpu(runs["full10"])).ratio.median
+    spans = w["counts"]["metrics"].get("spans", {})
+    built = spans.get("recording", 0) + spans.get("non_recording", 0)
+    return [
+        [
+            "worker CPU per page within 1.5\u00d7 Scrapy's",
+            f"{num(vs, 2)}\u00d7",
+            ok(vs <= SCRAPY_TARGET),
+        ],
+        ["worker metrics-only overhead < 5 %", pct(met), ok(met < METRICS_TARGET)],
+        ["worker full telemetry at 10 % sampling < 10 %", pct(f10), ok(f10 < FULL_WORKER_TARGET)],
+        ["worker metrics only builds no spans", f"{num(built, 1)} spans per page", ok(built == 0)],
+    ]
+
+
+def _target_rows_other(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    h = results.get("health")
+    if h:
+        worst = max(
+            ((c, ep, s) for c, per in h["conditions"].items() for ep, s in per.items()),
+            key=lambda x: x[2]["p99_ms"],
+        )
+        rows.append(
+            [
+                "health p99 < 100 ms, also with a dependency hung",
+                f"worst: {worst[0].replace('_', ' ')} `{worst[1]}` {num(worst[2]['p99_ms'])} ms",
+                ok(worst[2]["p99_ms"] < HEALTH_TARGET_MS),
+            ]
+        )
+    w = results.get("worker")
+    if w:
+        p99 = max(v["p99"] for v in w["log_latency_ms"].values())
+        rows.append(
+            ["log latency p99 < 1 s (SDK to receiver)", f"{num(p99)} ms", ok(p99 < LOG_TARGET_MS)]
+        )
+    mem = results.get("memory")
+    if mem:
+        r = mem["rss_mib"]
+        growth = {p: r["after_attack_2"][p] - r["after_attack_1"][p] for p in ("api", "worker")}
+        first = {p: r["after_attack_1"][p] - r["before"][p] for p in ("api", "worker")}
+        bounded = all(growth[p] <= max(2.0, 0.25 * first[p]) for p in growth)
+        rows.append(
+            [
+                "memory bounded after the attack (a second attack adds ≤ max(2 MiB, "
+                "¼ of the first's growth))",
+                f"API {growth['api']:+.1f} MiB, worker {growth['worker']:+.1f} MiB",
+                ok(bounded),
+            ]
+        )
+    lost = sum(
+        x["items"]
+        for ph in ("api", "worker", "work", "health", "memory")
+        for x in (results.get(ph) or {}).get("telemetry_lost", [])
+    )
+    rows.append(["telemetry lost under load = 0", num(lost), ok(lost == 0)])
+    return rows
+
+
+def targets_section(results: dict[str, Any]) -> list[str]:
+    rows = _target_rows_api(results) + _target_rows_worker(results) + _target_rows_other(results)
+    dur = results.get("duration_s", 0)
+    rows.append(["`make bench` under 15 minutes", f"{dur / 60:.1f} min", ok(dur < 900)])
+    return table(["target", "measured", "status"], rows)
+
+
+# --------------------------------------------------------------------------- page
+
+
+def header(results: dict[str, Any], report: Path) -> list[str]:
+    m = results["machine"]
+    cfg = results["config"]
+    quick = " (`BENCH_QUICK=1`: short runs, not a baseline)" if cfg["quick"] else ""
+    return [
+        "# Performance",
+        "",
+        "<!-- Generated by `make bench` (python -m tests.bench); edit tests/bench/report.py or "
+        "docs/performance/notes.md, not this file. -->",
+        "",
+        f"Measured {results['started']}{quick} in {results['duration_s'] / 60:.1f} minutes, "
+        f"on {m['cpu']} ({m['cores']} cores, shared with other work: load average "
+        f"{m['load_before'][0]:.1f} before, {m['load_after'][0]:.1f} after), CPython "
+        f"{m['python']}. Every figure comes from this one run; raw numbers in "
+        f"[{report.with_suffix('.json').name}]({report.with_suffix('.json').name}).",
+        "",
+        "Reproduce: `make bench` (full run, writes this page, its JSON and the profiles under "
+        "`docs/performance/`); `BENCH_QUICK=1 make bench` for a short run written to "
+        "`var/bench/`; one phase: `.venv/bin/python -m tests.bench --phases api` (phases: "
+        "`api`, `worker`, `work`, `health`, `memory`).",
+        "",
+        "## Method",
+        "",
+        "- Each process under test (`python -m app.serve`, `python -m app.worker`, as `make api`"
+        " and `make worker` run them) is pinned to core 0 while it is measured (`taskset`); "
+        "wrk, the OTLP sink, the target site, Redis, the bench itself and every idle process "
+        f"run on core 1. PostgreSQL: {results.get('postgres', 'the shared server')}, a "
+        "database per process or pair.",
+        "- CPU time is read from `/proc/<pid>/stat` (utime + stime of all threads, exporters "
+        "included) before and after a run, and divided by the requests wrk got answered or the "
+        "pages the job completed. Throughput is reported but not used to infer CPU.",
+        f"- Variants run side by side, interleaved: {cfg['rounds']} rounds, each measuring every"
+        " variant once per endpoint in a rotated order; figures are medians over rounds, "
+        "[ranges] show the spread, and overheads are paired (each round against the baseline's "
+        f"run of the same round). API runs last {cfg['api_seconds']} s each with "
+        f"{cfg['connections']} connections (saturating one core); a worker run is a job of "
+        f"{cfg['worker_pages']} fresh pages.",
+        "- The OTLP sink (`tests/bench/sink.py`) answers every export with 200 and records "
+        "each log record's arrival; every process exports traces, metrics and logs to it per "
+        "its variant. Counts per request or page (spans, instrument records, SQL statements, "
+        "Redis commands, log records) come from hooks installed only while counting "
+        "(`tests/bench/hooks.py`), never during timing.",
+        *contention(results),
+        "- Environment of every process: `TRAWL_ENVIRONMENT=production`, explicit database and "
+        "Redis URLs, `TRAWL_ALLOW_PRIVATE_TARGETS=true` (the site is on loopback), defaults "
+        "otherwise (no access log, as the image runs it; metrics every 10 s).",
+        "",
+    ]
+
+
+def contention(results: dict[str, Any]) -> list[str]:
+    """How much of the measured core other processes took during the measurements."""
+    dbs = [d for k, d in (results.get("api") or {}).items() if k in ("postgres", "sqlite")]
+    cells = [cell for db in dbs for per_v in db["measured"].values() for cell in per_v.values()]
+    api = [f for cell in cells for f in cell.get("foreign", [])]
+    worker = [
+        r["foreign"]
+        for runs in (results.get("worker") or {}).get("runs", {}).values()
+        for r in runs
+        if "foreign" in r and not math.isnan(r["foreign"])
+    ]
+    parts = []
+    if api:
+        retried = sum(cell.get("retried", 0) for cell in cells)
+        parts.append(
+            f"API runs: median {percentile(api, 50) * 100:.0f} %, p90 "
+            f"{percentile(api, 90) * 100:.0f} % ({retried} runs were repeated once: over 35 %, or "
+            "the measured process busy less than 75 % of the time)"
+        )
+    if worker:
+        parts.append(
+            f"worker and Scrapy runs: median {percentile(worker, 50) * 100:.0f} %, max "
+            f"{max(worker) * 100:.0f} %"
+        )
+    if not parts:
+        return []
+    return [
+        "- The machine is shared: other processes' share of the measured core during the "
+        "measurements (from `/proc/stat`; kernel work for the measured process's own traffic "
+        "counts here too): " + "; ".join(parts) + "."
+    ]
+
+
+def render(results: dict[str, Any], report: Path, profile_dir: Path) -> str:
+    lines = header(results, report)
+    lines += ["## Targets", "", *targets_section(results)]
+    if results.get("api"):
+        lines += [
+            "## API: CPU per request",
+            "",
+            "Variants: " + "; ".join(f"`{v.name}` = {v.title}" for v in API_VARIANTS) + ".",
+            "",
+        ]
+        for db in ("postgres", "sqlite"):
+            if results["api"].get(db):
+                lines += api_section(db, results["api"][db])
+        lines += ["### What one request does (PostgreSQL)", ""]
+        lines += counts_section(results["api"]["postgres"])
+    if results.get("worker"):
+        w = results["worker"]
+        lines += [
+            "## Worker: CPU per page, against Scrapy",
+            "",
+            "Per-domain politeness lifted; PostgreSQL; each page is fetched from the "
+            "loopback site, 4 fields extracted over 200 items, stored and settled. Scrapy "
+            "(`tests/bench/scrapy_run.py`) fetches the same pages with 16 concurrent "
+            "requests, extracts the same fields with the same selectors (parsel) and "
+            "writes a JSON-lines feed.",
+            "",
+        ]
+        lines += worker_section(w)
+        lines += ["### What one page costs in calls", "", *worker_counts_section(w)]
+    if results.get("work"):
+        lifted = (
+            spread(worker_cpu(results["worker"]["runs"]["off"])).median
+            if results.get("worker")
+            else 0.0
+        )
+        lines += [
+            "## Cost against work (default politeness, telemetry off)",
+            "",
+            f"Jobs that cannot finish in {results['work']['window_s']:.0f} s are measured "
+            "over that window and then cancelled. 'vs politeness lifted' compares with "
+            "the worker table's `off` run. Idle worker: "
+            f"{results['work']['idle_core_share'] * 100:.1f} % of a core.",
+            "",
+        ]
+        lines += work_section(results["work"], lifted)
+        lines += ["Where the statements go:", "", *work_breakdown(results["work"])]
+    if results.get("health"):
+        lines += [
+            "## Health probes",
+            "",
+            f"One probe every {results['health']['probe_interval_s'] * 1000:.0f} ms per "
+            "endpoint; under load = wrk with 8 connections on `GET /v1/jobs/{id}`, which "
+            "saturates the API's core.",
+            "",
+        ]
+        lines += health_section(results["health"])
+    if results.get("worker"):
+        lat = results["worker"]["log_latency_ms"]
+        lines += [
+            "## Log latency",
+            "",
+            "From the log call (the record's timestamp) to its arrival at the OTLP sink, "
+            "for the worker's records while it processes jobs at full speed:",
+            "",
+        ]
+        lines += table(
+            ["variant", "records", "p50 ms", "p99 ms", "max ms"],
+            [
+                [k, str(v["records"]), num(v["p50"]), num(v["p99"]), num(v["max"])]
+                for k, v in lat.items()
+            ],
+        )
+        lines += ["End-to-end budget until a line is searchable in Loki (target < 1 s):", ""]
+        lines += log_budget()
+    if results.get("memory"):
+        mem = results["memory"]
+        lines += [
+            "## Memory (RSS, MiB)",
+            "",
+            f"Attack: {mem['attack_requests']} hostile API requests and a job of "
+            f"{mem['attack_urls']} URLs to distinct refusing hosts and random error "
+            f"statuses (tests/bench/memory_bench.py), twice. Soak: "
+            f"{mem['soak']['seconds']:.0f} s at 10 requests/s plus a 3-URL job a second "
+            f"({mem['soak']['requests']} requests, {mem['soak']['jobs']} jobs); the slope "
+            "is a least-squares fit after the first fifth, extrapolated to an hour (short "
+            "soaks make it noisy: read it with the absolute numbers).",
+            "",
+        ]
+        lines += memory_section(mem)
+    lines += ["## Telemetry lost", "", *losses_section(results)]
+    lines += [
+        "## Profiles",
+        "",
+        "py-spy (`--gil`: only the thread running Python is sampled), 200 Hz, on the "
+        "process pinned to core 0 under load.",
+        "",
+    ]
+    lines += profiles_section(results, profile_dir, report.parent)
+    if NOTES.exists():
+        lines += ["## Reading the baseline", "", NOTES.read_text().strip(), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    return percentile(values, q)
+
+
+__all__ = ["BY_NAME", "render"]

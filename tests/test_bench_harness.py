@@ -1,0 +1,149 @@
+"""The bench harness (tests/bench, ``make bench``) imports and its pure helpers work. No
+timing is asserted here: the bench measures, the tests only check the instrument."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from sqlalchemy import create_engine, text
+
+from tests.bench import hooks, procfs, profile, report, stats, wrk
+from tests.bench.sink import Sink
+
+
+def test_median_percentile_and_spread() -> None:
+    assert stats.median([3, 1, 2]) == 2
+    assert stats.median([4, 1, 3, 2]) == 2.5
+    assert math.isnan(stats.median([]))
+    assert stats.percentile(list(range(101)), 99) == 99
+    assert stats.percentile([10.0, 20.0], 50) == 15.0
+    with pytest.raises(ValueError):
+        stats.percentile([1.0], 101)
+    s = stats.spread([5.0, 1.0, math.nan, 3.0])
+    assert (s.median, s.low, s.high, s.n) == (3.0, 1.0, 5.0, 3)
+
+
+def test_paired_overhead_pairs_rounds() -> None:
+    o = stats.paired_overhead([100.0, 200.0, 100.0], [110.0, 260.0, 120.0])
+    assert o.delta.median == 20.0
+    assert o.ratio.median == pytest.approx(0.2)
+    assert (o.ratio.low, o.ratio.high) == (pytest.approx(0.1), pytest.approx(0.3))
+
+
+def test_slope_and_rotation() -> None:
+    assert stats.slope([0, 1, 2, 3], [1, 3, 5, 7]) == pytest.approx(2.0)
+    assert math.isnan(stats.slope([1, 1], [2, 3]))
+    assert stats.rotate(["a", "b", "c"], 1) == ["b", "c", "a"]
+    assert stats.rotate(["a", "b", "c"], 3) == ["a", "b", "c"]
+
+
+def test_proc_stat_parsing_survives_odd_command_names() -> None:
+    tick = procfs.CLK_TCK
+    line = f"42 (a) b (c) R 1 42 42 0 -1 4194304 100 0 0 0 {3 * tick} {tick} 0 0 20 0 1 0"
+    cpu = procfs.parse_stat(line)
+    assert (cpu.user, cpu.system, cpu.total) == (3.0, 1.0, 4.0)
+    assert procfs.parse_status_rss("Name:\tx\nVmRSS:\t  2048 kB\n") == 2048 * 1024
+    with pytest.raises(ValueError):
+        procfs.parse_status_rss("Name:\tkthread\n")
+
+
+def test_own_cpu_time_and_rss_are_read() -> None:
+    before = procfs.cpu_times(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    after = procfs.cpu_times(os.getpid())
+    assert (after - before).total >= 0
+    assert after.total > 0
+    assert procfs.rss_bytes(os.getpid()) > 1024 * 1024
+
+
+def test_wrk_output_parsing() -> None:
+    out = """Running 2s test @ http://127.0.0.1:8000/v1/jobs
+  1 threads and 16 connections
+  1234 requests in 2.00s, 1.20MB read
+  Non-2xx or 3xx responses: 7
+  Socket errors: connect 0, read 1, write 0, timeout 2
+Requests/sec:    617.00
+"""
+    r = wrk.parse(out)
+    assert (r.requests, r.seconds, r.non_2xx, r.socket_errors) == (1234, 2.0, 7, 3)
+    assert r.rate == 617.0
+    with pytest.raises(ValueError):
+        wrk.parse("unable to connect")
+    assert 'wrk.headers["A"] = "b"' in wrk.lua_script("POST", "{}", {"A": "b"})
+
+
+def test_profile_summary_charges_stdlib_to_callers() -> None:
+    collapsed = (
+        "main (app/serve.py);run (uvicorn/server.py);dumps (json/__init__.py) 3\n"
+        "main (app/serve.py);execute (sqlalchemy/engine/base.py) 1\n"
+    )
+    s = profile.summarize(collapsed)
+    assert s.samples == 4
+    assert dict(s.by_component) == {"uvicorn": 0.75, "SQLAlchemy": 0.25}
+    assert ("app (Trawl)", 1.0) in s.inclusive_component
+    assert "75.0 %  uvicorn" in profile.render("t", s)
+
+
+def test_counting_hooks_count_sql_and_uninstall() -> None:
+    engine = create_engine("sqlite://")
+    hooks.start()
+    with engine.connect() as c:
+        c.execute(text("SELECT 1"))
+        c.execute(text("SELECT name FROM sqlite_master"))
+    counts = hooks.stop()
+    assert counts["sql"]["SELECT"] == 1
+    assert counts["sql"]["SELECT sqlite_master"] == 1
+    with engine.connect() as c:
+        c.execute(text("SELECT 2"))
+    assert hooks.stop().get("sql", {}) == {}
+    assert hooks.sql_key('UPDATE "tasks" SET x=1') == "UPDATE tasks"
+
+
+def test_sink_measures_log_latency() -> None:
+    msg = ExportLogsServiceRequest()
+    rec = msg.resource_logs.add().scope_logs.add().log_records.add()
+    rec.time_unix_nano = time.time_ns() - 250_000_000
+    sink = Sink()
+    sink.logs(msg.SerializeToString())
+    st = sink.stats()
+    assert st["counts"]["logs"] == 1
+    assert 250 <= st["log_latencies_ms"][0] < 60_000
+    sink.reset()
+    assert sink.stats()["counts"]["logs"] == 0
+
+
+def test_report_renders_health_against_its_target(tmp_path: Path) -> None:
+    probes = {"probes": 10, "p50_ms": 3.0, "max_ms": 9.0, "over_100ms": 0, "statuses": {"200": 10}}
+    results = {
+        "config": {"quick": True, "rounds": 2, "api_seconds": 1, "connections": 16,
+                   "worker_pages": 60},
+        "machine": {"cpu": "x", "cores": 2, "python": "3.11", "load_before": [0.0],
+                    "load_after": [0.0]},
+        "started": "now",
+        "duration_s": 60.0,
+        "health": {
+            "probe_interval_s": 0.05,
+            "conditions": {"idle": {"/health/ready": {**probes, "p99_ms": 8.0}},
+                           "redis_hung": {"/health/ready": {**probes, "p99_ms": 1000.0}}},
+        },
+    }  # fmt: skip
+    page = report.render(results, tmp_path / "performance.md", tmp_path)
+    assert "| idle | `/health/ready` | 10 | 3.0 | 8.0 |" in page
+    assert "worst: redis hung `/health/ready` 1,000 ms | **missed** |" in page
+
+
+def test_profile_stacks_are_kept_gzipped(tmp_path: Path) -> None:
+    out = tmp_path / "t.collapsed.txt"
+    out.write_text("main (app/serve.py);execute (sqlalchemy/engine/base.py) 2\n")
+    summary = profile.finish(out, "title")
+    assert "100.0 %  SQLAlchemy" in summary
+    assert not out.exists()
+    assert (tmp_path / "t.summary.txt").read_text() == summary
+    assert "execute (sqlalchemy/engine/base.py) 2" in (profile.read_stacks(tmp_path, "t") or "")
