@@ -94,7 +94,7 @@ class Egress:
         client = await self.clients.get(selection)
         result = await fetch(client, url, policy, self.guard)
         result = through_proxy(result)
-        await self.rotator.report(selection, result.outcome)
+        await self.rotator.report(selection, result.outcome, result.duration_s)
         return result
 
     async def aclose(self) -> None:

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from app.telemetry.metrics import counter, observable_gauge
+from app.telemetry.metrics import SECONDS_BUCKETS, counter, histogram, observable_gauge
 from app.telemetry.metrics import meter as trawl_meter
 
 POOL = "trawl.proxy.pool"
@@ -22,12 +22,16 @@ class ProxyMetrics:
     def __init__(self, meter: Meter | None = None) -> None:
         meter = meter or trawl_meter()
         self.requests = counter(meter, "trawl.proxy.requests")
+        self.duration = histogram(meter, "trawl.proxy.request.duration", SECONDS_BUCKETS)
         self.rotations = counter(meter, "trawl.proxy.rotations")
         self._sizes: dict[tuple[str, str], int] = {}
         observable_gauge(meter, "trawl.proxy.pool.size", self._observe)
 
-    def request(self, pool: str, outcome: str) -> None:
-        self.requests.add(1, {POOL: pool, OUTCOME: outcome})
+    def request(self, pool: str, outcome: str, duration_s: float | None = None) -> None:
+        attributes = {POOL: pool, OUTCOME: outcome}
+        self.requests.add(1, attributes)
+        if duration_s is not None:
+            self.duration.record(duration_s, attributes)
 
     def rotation(self, pool: str, reason: str) -> None:
         self.rotations.add(1, {POOL: pool, REASON: reason})

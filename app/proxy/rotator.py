@@ -182,8 +182,11 @@ class ProxyRotator:
 
     # -- feedback ----------------------------------------------------------------------------
 
-    async def report(self, selection: Selection, outcome: Outcome) -> Health:
-        """Update the proxy's shared health with the attempt's outcome; count the request."""
+    async def report(
+        self, selection: Selection, outcome: Outcome, duration_s: float | None = None
+    ) -> Health:
+        """Update the proxy's shared health with the attempt's outcome; count the request (and
+        time it, when ``duration_s`` is given)."""
         signal = signal_of(outcome)
         health = await self.health.record(selection.proxy_id, signal)
         if signal == Signal.FAILURE:
@@ -192,7 +195,7 @@ class ProxyRotator:
                 pipe.hset(memo_key, "failure", _failure_reason(outcome).value)
                 pipe.pexpire(memo_key, int(self.settings.proxy_sticky_ttl_s * 1000))
                 await pipe.execute()
-        self.metrics.request(selection.pool, outcome.value)
+        self.metrics.request(selection.pool, outcome.value, duration_s)
         return health
 
     async def reset(self, proxy_id: str) -> None:

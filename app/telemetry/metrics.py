@@ -54,8 +54,11 @@ OUTCOMES = frozenset(
 SUBMIT_OUTCOMES = frozenset({"accepted", "duplicate", "rejected_invalid", "rejected_conflict"})
 PRIORITIES = frozenset({"low", "normal", "high"})
 BAN_SIGNALS = frozenset({"status_401", "status_403", "challenge_page", "proxy_failure"})
-THROTTLE_REASONS = frozenset({"concurrency", "rate", "throttled", "retry_after"})
-ENQUEUE_REASONS = frozenset({"new", "retry", "reaped", "deferred", "redispatch"})
+# "throttled": the domain is held off after a 429/503 with Retry-After (app/queue/politeness.py)
+THROTTLE_REASONS = frozenset({"concurrency", "rate", "throttled"})
+# a dispatcher re-send of a message already counted (stale, or lost by the stream) is not an
+# arrival, so it has no reason of its own: the arrival rate counts each task once per attempt
+ENQUEUE_REASONS = frozenset({"new", "retry", "reaped", "deferred"})
 GROUP_KINDS = frozenset({"new", "regression"})
 JOB_FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 WEBHOOK_OUTCOMES = frozenset(
@@ -232,6 +235,13 @@ CATALOGUE: tuple[Spec, ...] = (
         "Fetch attempts made through a proxy, by pool and outcome.",
     ),
     Spec(
+        "trawl.proxy.request.duration",
+        "histogram",
+        "s",
+        ("trawl.proxy.pool", "trawl.outcome"),
+        "Time of one fetch attempt through a proxy, by pool and outcome.",
+    ),
+    Spec(
         "trawl.proxy.rotations",
         "counter",
         "{rotation}",
@@ -266,6 +276,13 @@ CATALOGUE: tuple[Spec, ...] = (
         "s",
         ("trawl.webhook.outcome",),
         "Duration of webhook HTTP attempts.",
+    ),
+    Spec(
+        "trawl.webhook.backlog",
+        "gauge",
+        "{delivery}",
+        ("trawl.webhook.status",),
+        "Deliveries waiting (pending), being sent (sending) and dead-lettered (dead), from SQL.",
     ),
     # Created in app/health/service.py (meter ``trawl.health``).
     Spec(

@@ -18,6 +18,7 @@ from app.ids import new_id
 from app.security.secretbox import SecretBox
 from app.webhook import repository, signing
 from app.webhook.errors import DeliveryInProgress, DeliveryNotFound
+from app.webhook.metrics import WebhookMetrics, default_metrics
 from app.webhook.models import DeliveryStatus, EventType, WebhookAttempt, WebhookDelivery
 from app.webhook.schemas import (
     WebhookAttemptRead,
@@ -140,12 +141,18 @@ async def rotate_secret(
     return WebhookSecretRotated(**secret_read(key).model_dump(), secret=secret)
 
 
-def outbox_check(db: Database, *, max_pending: int) -> Check:
-    """Health of the webhook outbox: the backlog waiting to be sent, and what went dead."""
+def outbox_check(
+    db: Database, *, max_pending: int, metrics: WebhookMetrics | None = None
+) -> Check:
+    """Health of the webhook outbox: the backlog waiting to be sent, and what went dead. Each
+    run also refreshes the ``trawl.webhook.backlog`` gauge (the API's health refresh runs it
+    in the background, so the gauge reports without any probe)."""
+    gauge = metrics or default_metrics()
 
     async def check() -> CheckResult:
         async with db.session() as session:
             counts = await repository.backlog(session)
+        gauge.set_backlog(counts)
         data = {k: int(v) for k, v in counts.items()}
         if counts.get("pending", 0) > max_pending:
             return degraded(f"{counts['pending']} deliveries waiting (over {max_pending})", **data)

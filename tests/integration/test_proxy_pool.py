@@ -337,6 +337,7 @@ async def test_banned_proxy_rotates_to_another(
     proxies: dict[str, ForwardProxy],
     site: TargetSite,
     rotator: ProxyRotator,
+    reader: InMemoryMetricReader,
 ) -> None:
     pool, ids = await add_pool(db, psettings, [proxies["a"].url(), proxies["b"].url()])
     url = site.url("/ban-some?names=a")
@@ -344,6 +345,16 @@ async def test_banned_proxy_rotates_to_another(
     assert first.outcome == "blocked"
     second = await egress.fetch(url, POLICY, pool=pool, job_id="r", domain="127.0.0.1")
     assert second.outcome == "success" and b"Title b" in second.body
+    # each attempt is timed per pool and outcome (the per-pool latency of the proxies board)
+    timed = {
+        p.attributes["trawl.outcome"]: (p.count, p.sum)
+        for p in _points(reader)["trawl.proxy.request.duration"]
+        if p.attributes["trawl.proxy.pool"] == pool
+    }
+    assert timed == {
+        "blocked": (1, first.duration_s),
+        "success": (1, second.duration_s),
+    }
     health = await rotator.health.read(ids)
     assert health[ids[0]].state == ProxyState.COOLING_DOWN
     assert health[ids[1]].state == ProxyState.HEALTHY

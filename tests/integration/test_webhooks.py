@@ -27,6 +27,7 @@ from app.job.models import Job, JobStatus
 from app.security.ssrf import SsrfPolicy
 from app.settings import Settings
 from app.webhook import repository
+from app.webhook.service import outbox_check
 from app.webhook.dispatcher import WebhookDispatcher
 from app.webhook.metrics import WebhookMetrics
 from app.webhook.models import EventType, WebhookAttempt, WebhookDelivery
@@ -249,6 +250,35 @@ async def test_retries_back_off_then_dead_letter(
         for p in _points(reader, "trawl.webhook.deliveries")
     }
     assert finals == {"dead": 1}
+
+
+async def test_the_outbox_check_refreshes_the_backlog_gauge(
+    db: Database,
+    receiver: WebhookReceiver,
+    tenant: tuple[httpx.AsyncClient, str, str],
+    reader: InMemoryMetricReader,
+) -> None:
+    """Every run of the webhook_outbox health check (the API refreshes it in the background)
+    reports what it counted on trawl.webhook.backlog: the dashboards' pending deliveries."""
+    metrics = WebhookMetrics(MeterProvider(metric_readers=[reader]).get_meter("trawl"))
+    check = outbox_check(db, max_pending=1000, metrics=metrics)
+    assert _points(reader, "trawl.webhook.backlog") == []  # nothing before the first run
+    _, key_id, _ = tenant
+    await finished_job(db, key_id, receiver.url(f"/ok/{uuid.uuid4().hex}"))
+    result = await check()
+    backlog = {
+        p.attributes["trawl.webhook.status"]: p.value
+        for p in _points(reader, "trawl.webhook.backlog")
+    }
+    assert backlog == {status: result.data[status] for status in ("pending", "sending", "dead")}
+    assert backlog["pending"] >= 1
+    await finished_job(db, key_id, receiver.url(f"/ok/{uuid.uuid4().hex}"))
+    await check()
+    again = {
+        p.attributes["trawl.webhook.status"]: p.value
+        for p in _points(reader, "trawl.webhook.backlog")
+    }
+    assert again["pending"] == backlog["pending"] + 1
 
 
 async def test_gone_disables_the_endpoint(

@@ -314,13 +314,14 @@ def test_module_instruments_match_their_specs() -> None:
     meter = provider.get_meter("trawl")
 
     proxies = ProxyMetrics(meter)
-    proxies.request("pool-a", "success")
+    proxies.request("pool-a", "success", 0.3)
     proxies.rotation("pool-a", "strategy")
     proxies.set_snapshot({"pool-a": {"healthy": 2, "dead": 1}})
 
     hooks = WebhookMetrics(meter)
     hooks.attempt("success", 0.2)
     hooks.final("succeeded")
+    hooks.set_backlog({"pending": 3, "sending": 0, "dead": 1})
 
     class FakeHealth:
         def last_results(self) -> dict[str, Any]:
@@ -339,7 +340,7 @@ def test_module_instruments_match_their_specs() -> None:
         for spec in CATALOGUE
         if spec.name.startswith(("trawl.proxy.", "trawl.webhook.", "trawl.health.", "trawl.tele"))
     ]
-    assert len(checked) == 9
+    assert len(checked) == 11
     for spec in checked:
         metric = emitted[spec.name]
         assert _kind(metric) == spec.kind, spec.name

@@ -1,10 +1,11 @@
-"""Proxies: are the pools healthy? Success by pool, rotations by reason, pool size by state."""
+"""Proxies: are the pools healthy? Success and latency by pool, rotations by reason, pool size
+by state."""
 
 from __future__ import annotations
 
 from ..catalog import PROXIES
-from ..kit import Board, Q, high_is_good, label_variable, timeseries_panel
-from ..promql import agg, rate, ratio, sel
+from ..kit import Board, Q, high_is_good, label_variable, low_is_good, timeseries_panel
+from ..promql import agg, quantile, rate, ratio, sel
 
 _POOL = 'trawl_proxy_pool=~"$pool"'
 _BY_POOL = ("trawl_proxy_pool",)
@@ -13,10 +14,8 @@ _BY_POOL = ("trawl_proxy_pool",)
 def board() -> Board:
     b = Board(
         PROXIES,
-        "Are the proxy pools healthy? Success of proxied fetches by pool, why proxies were "
-        "rotated, and how many proxies each pool has per state. Per-pool latency is not "
-        "measured yet (trawl.fetch.duration has no pool attribute): use Scraping's fetch "
-        "latency by outcome (proxy_error, timeout) meanwhile.",
+        "Are the proxy pools healthy? Success and latency of proxied fetches by pool, why "
+        "proxies were rotated, and how many proxies each pool has per state.",
         variables=[
             label_variable("pool", "trawl_proxy_pool", "trawl_proxy_pool_size", "Pool", multi=True)
         ],
@@ -65,6 +64,36 @@ def board() -> Board:
             unit="ops",
             w=12,
             stack=True,
+        ),
+    )
+    b.add(
+        timeseries_panel(
+            "Latency by pool",
+            "95th percentile of one fetch attempt through each pool (all outcomes), and of "
+            "its successful attempts; exemplars open the attempt's trace",
+            "successes within a few seconds and close across pools; a pool far slower than "
+            "the others is overloaded or far away",
+            [
+                Q(
+                    quantile(0.95, "trawl_proxy_request_duration_seconds", _POOL, by=_BY_POOL),
+                    "p95 {{trawl_proxy_pool}}",
+                    exemplar=True,
+                ),
+                Q(
+                    quantile(
+                        0.95,
+                        "trawl_proxy_request_duration_seconds",
+                        _POOL,
+                        'trawl_outcome="success"',
+                        by=_BY_POOL,
+                    ),
+                    "p95 success {{trawl_proxy_pool}}",
+                    exemplar=True,
+                ),
+            ],
+            unit="s",
+            w=24,
+            limits=low_is_good(5, 20),
         ),
     )
     b.row("Rotation and pool state")

@@ -12,7 +12,7 @@ from ..kit import (
     stat_panel,
     timeseries_panel,
 )
-from ..promql import RANGE, quantile, rate, ratio
+from ..promql import RANGE, agg, quantile, rate, ratio, sel
 
 _DEAD = 'trawl_webhook_status=~"dead|disabled"'
 
@@ -117,6 +117,22 @@ def board() -> Board:
             ],
             w=12,
             bars=True,
+        ),
+    )
+    b.add(
+        timeseries_panel(
+            "Outbox backlog",
+            "Deliveries waiting for their next attempt (pending), being sent (sending) and "
+            "dead-lettered (dead), from SQL, refreshed by the API's health refresh",
+            "pending near zero between bursts, sending a handful, dead flat; pending that only "
+            "grows means deliveries are not moving",
+            [
+                Q(
+                    agg("max", sel("trawl_webhook_backlog"), ("trawl_webhook_status",)),
+                    "{{trawl_webhook_status}}",
+                )
+            ],
+            w=24,
         ),
     )
     b.row("Attempts")
