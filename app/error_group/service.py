@@ -62,12 +62,18 @@ class ErrorTracker:
         entry.context = context
 
     async def flush(self) -> None:
+        """Write every pending group. If SQL fails, the entry that failed and every one not yet
+        written go back to ``pending`` (merged with what was noted meanwhile) for the next
+        flush, and the error is raised: an outage delays error groups, it never loses them."""
         batch, self.pending = self.pending, {}
-        for key, entry in batch.items():
+        entries = list(batch.items())
+        for position, (key, entry) in enumerate(entries):
             try:
-                kind = await self._upsert(key, entry)
-            except IntegrityError:  # another process created it first
-                kind = await self._upsert(key, entry)
+                kind = await self._save(key, entry)
+            except Exception:
+                for unsaved_key, unsaved in entries[position:]:
+                    self._keep(unsaved_key, unsaved)
+                raise
             if kind:
                 instruments().error_groups.add(1, {"trawl.error.kind": kind})
                 log.warning(
@@ -75,6 +81,21 @@ class ErrorTracker:
                     kind,
                     extra={"trawl.error.group": key, "error.type": entry.error_type},
                 )
+
+    def _keep(self, key: str, entry: Pending) -> None:
+        """Put an unwritten entry back, adding it to the one noted since the flush began."""
+        newer = self.pending.get(key)
+        if newer is None:
+            self.pending[key] = entry
+            return
+        newer.count += entry.count
+        newer.trace_id = newer.trace_id or entry.trace_id
+
+    async def _save(self, key: str, entry: Pending) -> str | None:
+        try:
+            return await self._upsert(key, entry)
+        except IntegrityError:  # another process created it first
+            return await self._upsert(key, entry)
 
     async def _upsert(self, key: str, entry: Pending) -> str | None:
         async with self.db.transaction() as session:
