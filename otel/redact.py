@@ -139,6 +139,8 @@ _TOKENS = (
     (re.compile(r"\bxox[abposre]-[A-Za-z0-9\-]{10,}"), MASK),
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"), MASK),
     (re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"), MASK),
+    # AWS access key ids (long-term AKIA, temporary ASIA): 20 upper-case letters and digits
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"), MASK),
 )
 

@@ -114,6 +114,8 @@ MASKED = [
     ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SEKRET26abcdefghijk", "***"),
     ("-----BEGIN RSA PRIVATE KEY-----\nSEKRET27\n-----END RSA PRIVATE KEY-----", "***"),
     ("https://h/cb#access_token=SEKRET28&state=x", "https://h/cb#access_token=***&state=x"),
+    ("boto3 failed for AKIAIOSFODNN7EXAMPLE in us-east-1", "boto3 failed for *** in us-east-1"),
+    ("temporary ASIAY34FZKBOKMUTVV7A expired", "temporary *** expired"),
 ]
 
 # Ordinary data that must come out unchanged.
@@ -128,6 +130,7 @@ UNCHANGED = [
     "monkey=banana&keyboard=qwerty",
     "https://example.org/a@b",
     "SELECT api_key.id FROM api_key WHERE api_key.key_hash = $1",
+    "AKIAS is a word, and so is ASIATIC",
 ]
 
 
