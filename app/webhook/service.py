@@ -141,9 +141,7 @@ async def rotate_secret(
     return WebhookSecretRotated(**secret_read(key).model_dump(), secret=secret)
 
 
-def outbox_check(
-    db: Database, *, max_pending: int, metrics: WebhookMetrics | None = None
-) -> Check:
+def outbox_check(db: Database, *, max_pending: int, metrics: WebhookMetrics | None = None) -> Check:
     """Health of the webhook outbox: the backlog waiting to be sent, and what went dead. Each
     run also refreshes the ``trawl.webhook.backlog`` gauge (the API's health refresh runs it
     in the background, so the gauge reports without any probe)."""

@@ -27,10 +27,10 @@ from app.job.models import Job, JobStatus
 from app.security.ssrf import SsrfPolicy
 from app.settings import Settings
 from app.webhook import repository
-from app.webhook.service import outbox_check
 from app.webhook.dispatcher import WebhookDispatcher
 from app.webhook.metrics import WebhookMetrics
 from app.webhook.models import EventType, WebhookAttempt, WebhookDelivery
+from app.webhook.service import outbox_check
 from tests.support.config import make_settings
 from tests.support.databases import Databases
 from tests.support.jobs import job_body, wait_job
