@@ -117,9 +117,14 @@ _LABEL_VALUES = re.compile(r"label_values\((.+),\s*\w+\)")
 
 def panel_expr(q: inventory.Query) -> str:
     """The expression Grafana evaluates for ``q``: a ``label_values(selector, label)`` variable
-    asks for the selector's series."""
+    asks for the selector's series; ``$__range`` is the dashboard's range (``promql_for_drill``
+    would make it one hour)."""
     m = _LABEL_VALUES.fullmatch(q.expr)
-    return m.group(1) if m else q.expr
+    expr = m.group(1) if m else q.expr
+    range_s = parse_range(q.time_from, q.time_to)
+    expr = re.sub(r"\$\{?__range_ms\}?", str(range_s * 1000), expr)
+    expr = re.sub(r"\$\{?__range_s\}?", str(range_s), expr)
+    return re.sub(r"\$\{?__range\}?", f"{range_s}s", expr)
 
 
 def dashboard_variables(directory: Path = inventory.DASHBOARDS_DIR) -> dict[str, dict[str, str]]:

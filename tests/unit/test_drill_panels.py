@@ -106,3 +106,13 @@ def test_allow_lists_stay_small_and_every_entry_matches_some_query() -> None:
         assert a.reason
         assert any(a.matches("", e) for e in exprs), f"{a.expr} matches no query: remove it"
     assert len(panels.NOT_IN_DRILL) + len(panels.FAULT_ONLY) <= 12
+
+
+def test_range_macro_is_the_dashboards_range() -> None:
+    q = inventory.Query(
+        "d", "p", "A", "prometheus", "increase(x[$__range]) / $__range_s", True, "now-24h", "now"
+    )
+    assert panels.panel_expr(q) == "increase(x[86400s]) / 86400"
+    reqs = panels.panel_requests({"env": "e"})
+    alerts = [r for r in reqs if r.panel == "Most frequent in this range"]
+    assert alerts and "[86400s:" in alerts[0].expr
