@@ -857,9 +857,11 @@ def _series(fam: Family, times: list[int], rng: random.Random) -> Iterator[tuple
             yield f"{fam.name}_count{{{_labels(ls)}}}", [str(n) for n in counts]
 
 
-def write_openmetrics(cat: Catalogue, end: int, directory: Path) -> tuple[list[Path], int, int]:
+def write_openmetrics(
+    cat: Catalogue, end: int, directory: Path, hours: int = HOURS
+) -> tuple[list[Path], int, int]:
     """The history as OpenMetrics files, one per 2-hour block; (files, series, samples)."""
-    start = end - HOURS * 3600
+    start = end - hours * 3600
     times = list(range(start - start % SCRAPE_S + SCRAPE_S, end + 1, SCRAPE_S))
     windows: dict[int, list[int]] = {}
     for i, t in enumerate(times):
@@ -1087,9 +1089,18 @@ def time_dashboards(
     return out
 
 
-def run_query_cost(workdir: Path, *, keep: bool = False) -> dict[str, Any]:
-    """Backfill 24 h, start Prometheus over it with the repository's rules, time every
-    dashboard. ``workdir`` holds the TSDB and logs (the OpenMetrics files are deleted)."""
+@dataclass
+class History:
+    tsdb: Path
+    series: int
+    samples: int
+    rule_passes: int
+    seconds: dict[str, float]
+
+
+def build_history(workdir: Path, hours: int = HOURS, *, keep: bool = False) -> History:
+    """``hours`` of history up to now in ``workdir/tsdb``, recording rules' history included
+    (the OpenMetrics files are deleted unless ``keep``)."""
     for tool in ("promtool", "prometheus"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not installed (Debian package prometheus)")
@@ -1097,18 +1108,29 @@ def run_query_cost(workdir: Path, *, keep: bool = False) -> dict[str, Any]:
     t_begin = time.monotonic()
     end = int(time.time()) // 60 * 60
     _NOW[0] = float(end)
-    start = end - HOURS * 3600
     cat = build_catalogue()
-    files, n_series, n_samples = write_openmetrics(cat, end, workdir / "openmetrics")
+    files, n_series, n_samples = write_openmetrics(cat, end, workdir / "openmetrics", hours)
     t_written = time.monotonic()
     tsdb = workdir / "tsdb"
     create_blocks(files, tsdb)
     if not keep:
         shutil.rmtree(workdir / "openmetrics")
     t_blocks = time.monotonic()
-    passes = backfill_rules(tsdb, workdir, start, end)
-    t_rules = time.monotonic()
-    prom = Prometheus(tsdb, workdir, sorted(RULES_DIR.glob("*.yml")))
+    passes = backfill_rules(tsdb, workdir, end - hours * 3600, end)
+    seconds = {
+        "generate": round(t_written - t_begin, 1),
+        "create_blocks": round(t_blocks - t_written, 1),
+        "rules": round(time.monotonic() - t_blocks, 1),
+    }
+    return History(tsdb, n_series, n_samples, passes, seconds)
+
+
+def run_query_cost(workdir: Path, *, keep: bool = False) -> dict[str, Any]:
+    """Backfill 24 h, start Prometheus over it with the repository's rules, time every
+    dashboard. ``workdir`` holds the TSDB and logs (the OpenMetrics files are deleted)."""
+    t_begin = time.monotonic()
+    history = build_history(workdir, HOURS, keep=keep)
+    prom = Prometheus(history.tsdb, workdir, sorted(RULES_DIR.glob("*.yml")))
     try:
         dashboards = time_dashboards(prom.url, {"env": ENV})
     finally:
@@ -1120,19 +1142,14 @@ def run_query_cost(workdir: Path, *, keep: bool = False) -> dict[str, Any]:
         "slowest_total_s": slowest["total_s"],
         "budget_s": BUDGET_S,
         "within_budget": slowest["total_s"] <= BUDGET_S,
-        "series": n_series,
-        "samples": n_samples,
+        "series": history.series,
+        "samples": history.samples,
         "hours": HOURS,
         "scrape_interval_s": SCRAPE_S,
-        "rule_passes": passes,
+        "rule_passes": history.rule_passes,
         "concurrency": CONCURRENCY,
         "loads": LOADS,
-        "seconds": {
-            "generate": round(t_written - t_begin, 1),
-            "create_blocks": round(t_blocks - t_written, 1),
-            "rules": round(t_rules - t_blocks, 1),
-            "total": round(time.monotonic() - t_begin, 1),
-        },
+        "seconds": {**history.seconds, "total": round(time.monotonic() - t_begin, 1)},
     }
 
 
