@@ -12,8 +12,9 @@ A panel that stays empty because a metric or a label is misnamed is a dashboard 
 It returns a JSON-able summary: how many were checked and had data, the ones that were empty
 or failed, and the ones that were empty but allowed to be, each with the reason. Some series
 exist only under a fault or only in production's topology: :data:`NOT_IN_DRILL` (components
-the drill does not run) and :data:`FAULT_ONLY` (series born of a fault; pass it when checking
-before the faults ran). Keep both lists short: every entry hides a panel from the check.
+the drill does not run), :data:`FAULT_ONLY` (series born of a fault; pass it when checking
+before the faults ran) and :data:`NO_ALERT_FIRING` (alert series, absent while all is quiet).
+Keep the lists short: every entry hides a panel from the check.
 
     python -m tests.drill.panels --prom http://127.0.0.1:9090 --var env=drill
 """
@@ -77,6 +78,13 @@ FAULT_ONLY: tuple[Allow, ...] = (
     Allow(r'error_type!=""', "failed calls: only under a fault"),
     Allow(r"\bdb_client_connection_timeouts_total\b", "pool timeouts: only with the DB stuck"),
     Allow(r"\btrawl_errors_groups_total\b", "new error groups: only after a new exception"),
+)
+
+#: Alert series (``ALERTS``, ``ALERTS_FOR_STATE``) exist only while an alert is pending or
+#: firing: panels that show them without an ``or vector(0)`` fallback are empty when all is
+#: quiet. Pass this when checking at a quiet moment; during a scenario they must have data.
+NO_ALERT_FIRING: tuple[Allow, ...] = (
+    Allow(r"\bALERTS(_FOR_STATE)?\{", "no alert pending or firing at the time of the check"),
 )
 
 
@@ -281,10 +289,12 @@ def check_panels_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prom", required=True, help="Prometheus base URL")
     parser.add_argument("--var", action="append", default=[], help="NAME=VALUE (env=drill)")
     parser.add_argument("--before-faults", action="store_true", help="allow FAULT_ONLY series")
+    parser.add_argument("--quiet", action="store_true", help="allow NO_ALERT_FIRING series")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     values = dict(v.split("=", 1) for v in args.var)
     allow = NOT_IN_DRILL + (FAULT_ONLY if args.before_faults else ())
+    allow += NO_ALERT_FIRING if args.quiet else ()
     result = check_panels(args.prom, values, allow)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -102,10 +102,11 @@ def test_allow_entries_can_be_limited_to_one_dashboard() -> None:
 
 def test_allow_lists_stay_small_and_every_entry_matches_some_query() -> None:
     exprs = [r.expr for r in panels.panel_requests({"env": "e"}) + panels.rule_requests()]
-    for a in (*panels.NOT_IN_DRILL, *panels.FAULT_ONLY):
+    every = (*panels.NOT_IN_DRILL, *panels.FAULT_ONLY, *panels.NO_ALERT_FIRING)
+    for a in every:
         assert a.reason
         assert any(a.matches("", e) for e in exprs), f"{a.expr} matches no query: remove it"
-    assert len(panels.NOT_IN_DRILL) + len(panels.FAULT_ONLY) <= 12
+    assert len(every) <= 12
 
 
 def test_range_macro_is_the_dashboards_range() -> None:
@@ -116,3 +117,10 @@ def test_range_macro_is_the_dashboards_range() -> None:
     reqs = panels.panel_requests({"env": "e"})
     alerts = [r for r in reqs if r.panel == "Most frequent in this range"]
     assert alerts and "[86400s:" in alerts[0].expr
+
+
+def test_no_alert_firing_allows_only_alert_panels_without_a_fallback() -> None:
+    (allow,) = panels.NO_ALERT_FIRING
+    assert allow.matches("", 'max by (alertname) (ALERTS{alertstate="firing"})')
+    assert allow.matches("", 'time() - ALERTS_FOR_STATE{x="y"}')
+    assert not allow.matches("", "max(alertmanager_alerts)")
