@@ -165,7 +165,10 @@ def build_catalogue() -> Catalogue:
     secs = DURATION_BUCKETS_S
     long_secs = catalogue.LONG_SECONDS_BUCKETS
     # --- workers: fetching, tasks, jobs finishing, proxies, webhooks -----------------------
-    w = lambda ls: _on(WORKERS, ls)  # noqa: E731
+
+    def w(labelsets: list[Labels]) -> list[Labels]:
+        return _on(WORKERS, labelsets)
+
     c.add(
         Family(
             _name("trawl.fetch.attempts"),
