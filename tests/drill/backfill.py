@@ -942,8 +942,9 @@ def rule_passes(rules_dir: Path = RULES_DIR) -> list[list[dict[str, Any]]]:
             )
             merged[g["name"]]["rules"].extend(g["rules"])
         passes.append(list(merged.values()))
-        done |= {g["rules"][0]["record"] for g in ready}
         pending = [g for g in pending if g not in ready]
+        # a name is complete once every rule recording it (slo:objective:ratio: five) is done
+        done = recorded - {g["rules"][0]["record"] for g in pending}
     return passes
 
 
