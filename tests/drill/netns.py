@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import heapq
 import itertools
 import os
@@ -73,8 +74,9 @@ def netns_available() -> bool:
     return _run_ok(["ip", "netns", "del", probe])
 
 
+@functools.cache
 def netem_available() -> bool:
-    """Whether the kernel has ``sch_netem`` (tried on a throwaway veth pair)."""
+    """Whether the kernel has ``sch_netem`` (tried once, on a throwaway veth pair)."""
     if not netns_available() or shutil.which("tc") is None:
         return False
     dev = f"trawlq{os.getpid() % 100000}"
