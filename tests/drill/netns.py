@@ -231,6 +231,7 @@ class NetnsHost:
         self._tun_fds: list[int] = []
         self._relay: _Relay | None = None
         self._closed = False
+        self._made: set[str] = set()  # what close() may remove: only what this host created
         if clean_stale:
             _clean_stale(self.name, exact=True)
         try:
@@ -242,15 +243,19 @@ class NetnsHost:
     # --- set-up and tear-down -------------------------------------------------------------
     def _create(self) -> None:
         _ip("netns", "add", self.name)
+        self._made.add("netns")
         if self.link == "veth":
             _ip("link", "add", self.host_dev, "type", "veth", "peer", "name", self.ns_dev)
         else:
-            self._tun_fds = [_open_tun(self.host_dev), _open_tun(self.ns_dev)]
+            self._tun_fds.append(_open_tun(self.host_dev))
+            self._tun_fds.append(_open_tun(self.ns_dev))
+        self._made.add("link")
         _ip("link", "set", self.ns_dev, "netns", self.name)
         _ip("addr", "add", f"{self.host_ip}/24", "dev", self.host_dev)
         _ip("link", "set", self.host_dev, "up")
         # never leak to the default route: with the link gone, the subnet is unreachable
         _ip("route", "replace", "unreachable", self._subnet, "metric", str(_FENCE_METRIC))
+        self._made.add("route")
         self.exec("ip", "addr", "add", f"{self.ns_ip}/24", "dev", self.ns_dev)
         self.exec("ip", "link", "set", self.ns_dev, "up")
         self.exec("ip", "link", "set", "lo", "up")
@@ -274,10 +279,13 @@ class NetnsHost:
             for fd in self._tun_fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            clean_stale(self.name, exact=True)  # anything left inside (a grandchild) dies too
-            _ip("link", "del", self.host_dev, check=False)  # normally gone with its peer
-            _ip("route", "del", "unreachable", self._subnet, "metric", str(_FENCE_METRIC),
-                check=False)  # fmt: skip
+            if "netns" in self._made:  # anything left inside (a grandchild) dies too
+                clean_stale(self.name, exact=True)
+            if "link" in self._made:  # normally gone with its peer already
+                _ip("link", "del", self.host_dev, check=False)
+            if "route" in self._made:
+                _ip("route", "del", "unreachable", self._subnet, "metric", str(_FENCE_METRIC),
+                    check=False)  # fmt: skip
 
     def __enter__(self) -> NetnsHost:
         return self

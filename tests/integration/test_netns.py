@@ -138,3 +138,13 @@ def test_clean_stale_removes_a_crashed_runs_namespace() -> None:
 def test_only_the_projects_namespaces_may_be_cleaned() -> None:
     with pytest.raises(ValueError):
         netns.clean_stale("other-")
+
+
+def test_a_failed_creation_leaves_the_other_hosts_link_alone() -> None:
+    _require_netns()
+    with netns.NetnsHost(f"first{os.getpid()}", 198, link="tun") as first:
+        with pytest.raises(OSError):  # the same index: its TUN device name is taken
+            netns.NetnsHost(f"second{os.getpid()}", 198, link="tun")
+        assert f"{netns.PREFIX}second{os.getpid()}" not in netns.namespaces()
+        out = subprocess.run(["ip", "link", "show", first.host_dev], capture_output=True)
+        assert out.returncode == 0, "the first host's link was deleted"
