@@ -70,6 +70,22 @@ PROMETHEUS_RESOURCE_LABELS: frozenset[str] = frozenset(
 _SIGNAL_ENV = {"traces": "TRACES", "metrics": "METRICS", "logs": "LOGS"}
 
 
+class _Signals:
+    """What the global providers installed by :func:`install` do, read on hot paths (one
+    attribute load): ``tracing`` only with an SDK tracer provider (a trace exporter is
+    configured), ``metrics`` with an SDK meter provider. Both false until configured, with
+    ``OTEL_SDK_DISABLED=true``, and after a reset."""
+
+    __slots__ = ("metrics", "tracing")
+
+    def __init__(self) -> None:
+        self.tracing = False
+        self.metrics = False
+
+
+SIGNALS = _Signals()
+
+
 @dataclass
 class Telemetry:
     """Handle returned by :func:`configure`. Providers are ``None`` when disabled."""
@@ -91,7 +107,9 @@ class Telemetry:
 
     @property
     def enabled(self) -> bool:
-        return self.tracer_provider is not None
+        """Providers were installed (``OTEL_SDK_DISABLED`` unset, configuration valid). The
+        tracer provider may still be absent: no trace exporter means no spans at all."""
+        return self.meter_provider is not None or self.tracer_provider is not None
 
     def force_flush(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         """Flush all signals; returns False on timeout or error. Never raises."""
@@ -367,6 +385,7 @@ def _reset_global_providers() -> None:
     inherits the parent's providers (and its ``service.instance.id``) and must replace
     them. Touches private API, hence guarded.
     """
+    SIGNALS.tracing = SIGNALS.metrics = False
     try:
         from opentelemetry import _logs as logs_api
         from opentelemetry.metrics import _internal as metrics_internal
@@ -406,12 +425,17 @@ def install(
     closers = tel._closers
 
     # Traces: sampler comes from OTEL_TRACES_SAMPLER(_ARG) (SDK default parentbased_always_on).
-    tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+    # No trace exporter (OTEL_TRACES_EXPORTER=none, "metrics only"): no SDK tracer provider at
+    # all, so the API's no-op tracer builds no span object, and the span-only instrumentation
+    # (contrib SQLAlchemy and Redis) is not installed (otel/instrument.py).
     span_exporters = [span_exporter] if span_exporter is not None else _span_exporters(closers)
     # Every lost span, log record and metric data point is counted (otel/export_stats.py).
     STATS.bind(lambda: tel.meter_provider)
-    for sx in span_exporters:  # every span is redacted before export (otel/scrub.py)
-        tp.add_span_processor(CountingBatchSpanProcessor(RedactingSpanExporter(sx)))
+    tp: TracerProvider | None = None
+    if span_exporters:
+        tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+        for sx in span_exporters:  # every span is redacted before export (otel/scrub.py)
+            tp.add_span_processor(CountingBatchSpanProcessor(RedactingSpanExporter(sx)))
     tel.tracer_provider = tp
 
     readers = (
@@ -430,9 +454,12 @@ def install(
     tel.logger_provider = lp
 
     if set_global:
-        trace.set_tracer_provider(tp)
+        if tp is not None:
+            trace.set_tracer_provider(tp)
         metrics.set_meter_provider(tel.meter_provider)
         set_logger_provider(lp)
+        SIGNALS.tracing = tp is not None
+        SIGNALS.metrics = True
     STATS.precreate()
     return tel
 

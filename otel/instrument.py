@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import trace
 
 import otel._semconv  # noqa: F401  (must run before contrib imports)
+from otel._setup import SIGNALS
 from otel.db import instrument_engine
 
 __all__ = ["instrument_redis", "instrument_sqlalchemy"]
@@ -33,8 +34,17 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
     ``create_async_engine`` so engines created later are traced automatically (traced only:
     metrics are reported for the engines passed here). The contrib package's own metric, the
     deprecated ``db.client.connections.usage``, goes to a no-op meter.
+
+    Call it after ``otel.configure``: without a meter provider (``OTEL_SDK_DISABLED=true``)
+    the engine gets no metric hooks, and without a trace exporter (metrics only) no span
+    instrumentation, so that neither costs anything per statement.
     """
-    instrument_engine(engine)
+    if not (SIGNALS.metrics or SIGNALS.tracing):
+        return True  # telemetry off: nothing to record
+    if SIGNALS.metrics:
+        instrument_engine(engine)
+    if not SIGNALS.tracing:
+        return True  # metrics only: the query metrics above, no spans
     try:
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -78,7 +88,8 @@ def instrument_redis(client: Any | None = None) -> bool:
 
     Wrap queue polling loops (``BLPOP`` etc.) in
     ``opentelemetry.instrumentation.utils.suppress_instrumentation()``.
-    Returns True on success; never raises.
+    Returns True on success; never raises. Without a trace exporter (metrics only, or
+    telemetry off) the global instrumentation is not installed: it would only build spans.
     """
     try:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -88,6 +99,10 @@ def instrument_redis(client: Any | None = None) -> bool:
             inst = RedisInstrumentor()
             provider = trace.get_tracer_provider()
             with _lock:
+                if not SIGNALS.tracing:
+                    if inst.is_instrumented_by_opentelemetry:  # left by an earlier provider
+                        inst.uninstrument()
+                    return True
                 if inst.is_instrumented_by_opentelemetry and _redis_provider is not provider:
                     # the tracer was bound to a provider since replaced (fork child, tests)
                     inst.uninstrument()

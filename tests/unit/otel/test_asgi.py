@@ -141,3 +141,49 @@ def test_excluded_regex_anchored(path: str) -> None:
     assert mw._excluded is not None and mw._excluded.search(path)
     assert not mw._excluded.search("/api/health")
     assert not mw._excluded.search("/metrics/x")
+
+
+async def test_metrics_only_records_the_same_series_and_builds_no_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No trace exporter: no SDK tracer provider, so not one span object; the duration
+    histogram has the same attributes as with tracing (route, status, error type)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    _setup.reset()
+    started: list[str] = []
+    original = SdkTracer.start_span
+
+    def counting(self: SdkTracer, name: str, *args: object, **kwargs: object) -> object:
+        started.append(name)
+        return original(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SdkTracer, "start_span", counting)
+    reader = InMemoryMetricReader()
+    tel = otel.configure("trawl-test", service_version="0", metric_readers=[reader])
+    try:
+        assert tel.enabled and tel.tracer_provider is None
+        assert not isinstance(trace.get_tracer_provider(), SdkTracerProvider)
+        transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/items/1")).status_code == 200
+            assert (await client.get("/nope")).status_code == 404
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/boom")).status_code == 500
+        assert started == []
+        env = Env(tel, InMemorySpanExporter(), reader, None)  # type: ignore[arg-type]
+        points = {
+            (p.get("http.route"), p.get("http.response.status_code"), p.get("error.type"))
+            for p in _points(env)
+        }
+        assert points == {
+            ("/items/{item_id}", 200, None),
+            (None, 404, None),
+            ("/boom", None, "RuntimeError"),  # raised through us: the 500 is sent outside
+        }
+    finally:
+        _setup.reset()
