@@ -26,6 +26,7 @@ from app.api.limits import BodySizeLimit
 from app.api.request_id import RequestIdMiddleware
 from app.api.routes import api_keys, errors, health, jobs, metrics, proxies, webhooks
 from app.auth import service as auth_service
+from app.auth.cache import KeyCache
 from app.db import Database
 from app.db.migrate import upgrade
 from app.embedded_redis import EmbeddedRedis, resolve_redis_url
@@ -111,6 +112,7 @@ class Runtime:
             db=self.db,
             publisher=Publisher(self.broker),
             health=self.health,
+            keys=KeyCache(self.settings.auth_cache_ttl_s),
         )
 
     @classmethod
