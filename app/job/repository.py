@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.base import utcnow
 from app.job.models import (
@@ -24,6 +24,19 @@ _TERMINAL_JOBS = [s.value for s in TERMINAL_JOB_STATUSES]
 async def get_owned(session: AsyncSession, job_id: str, api_key_id: str) -> Job | None:
     job = await session.get(Job, job_id)
     return job if job is not None and job.api_key_id == api_key_id else None
+
+
+_JOB = Job.__table__.c
+#: A status read: one Core statement (no ORM identity map or object), owner checked in SQL.
+_READ_OWNED = select(Job.__table__).where(
+    _JOB.id == bindparam("job_id"), _JOB.api_key_id == bindparam("api_key_id")
+)
+
+
+async def read_owned(conn: AsyncConnection, job_id: str, api_key_id: str) -> Row[Any] | None:
+    """The job's row if it exists and belongs to ``api_key_id`` (columns as attributes)."""
+    result = await conn.execute(_READ_OWNED, {"job_id": job_id, "api_key_id": api_key_id})
+    return result.first()
 
 
 async def by_idempotency_key(session: AsyncSession, api_key_id: str, key: str) -> Job | None:

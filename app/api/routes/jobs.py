@@ -72,8 +72,8 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=responses(404))
-async def get_job(job_id: str, key: CallerDep, session: SessionDep) -> JobRead:
-    return service.to_read(await service.get(session, job_id, key.id))
+async def get_job(job_id: str, key: CallerDep, services: ServicesDep) -> JobRead:
+    return await service.read(services.db, job_id, key.id)
 
 
 @router.post(
