@@ -30,7 +30,7 @@ from app.fetch.client import FetchPolicy, FetchResult
 from app.fetch.extract import ExtractionError, FieldRule, extract
 from app.fetch.outcome import Outcome, Verdict
 from app.job import events, repository, telemetry
-from app.job.models import Job, Task, TaskStatus
+from app.job.models import Job, JobStatus, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
 from app.queue import Grant, Politeness, retry_delay, stream_name
 from app.settings import Settings
@@ -145,14 +145,17 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
 
 async def _claim(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> bool:
     """One transaction: queued -> running for this worker (False: another one won); the job's
-    first claim also starts the job and writes its ``job.started`` event. ``job`` is refreshed
-    (a cancel requested meanwhile is seen before fetching)."""
+    first claim also starts the job and writes its ``job.started`` event.
+
+    Only a job read as ``queued`` can be started (a job never goes back to queued), so the
+    other claims of a job write the task row alone: one statement, and no lock on the job row
+    (which a cancel takes first). A cancel committed before the claim has cancelled the queued
+    task, so the guarded claim fails; one committed later is seen at the settle."""
     if not await repository.claim_task(session, task.id, ctx.worker_id):
         await session.rollback()
         return False
-    started = await repository.mark_job_started(session, task.job_id)
-    await session.refresh(job)  # running now, and any cancel requested meanwhile
-    if started:
+    if job.status == JobStatus.QUEUED and await repository.mark_job_started(session, job.id):
+        await session.refresh(job)  # running now: the event carries it
         await events.on_started(session, job)  # outbox, same transaction
     await session.commit()
     return True
@@ -304,12 +307,12 @@ async def _settle(
 ) -> None:
     """One transaction: write the attempt's settlement if this worker still owns the task, and
     when the task is final, count it on its job (which may finish the job)."""
-    fresh = await session.get(Job, job.id, populate_existing=True)
+    cancel_requested = await repository.cancel_requested(session, job.id)
     settled = settlement(
         attempt,
         number=task.attempt + 1,  # the claim counted this attempt in SQL, not on ``task``
         max_attempts=task.max_attempts,
-        cancel_requested=fresh is not None and fresh.cancel_requested_at is not None,
+        cancel_requested=cancel_requested,
         now=utcnow(),
         settings=ctx.settings,
     )
@@ -353,13 +356,15 @@ async def _on_final_status(session: AsyncSession, job_id: str, status: TaskStatu
     """A task reached ``status`` (final), in the caller's transaction: count it on its job; if
     it was the job's last task, finish the job and write its webhook event. Returns the job
     this call finished, else ``None``."""
-    await repository.add_finished_tasks(
+    may_be_done = await repository.count_finished_task(
         session,
         job_id,
         succeeded=int(status == TaskStatus.SUCCEEDED),
         failed=int(status == TaskStatus.FAILED),
         cancelled=int(status == TaskStatus.CANCELLED),
     )
+    if not may_be_done:  # tasks still pending (the common case): no read of the job
+        return None
     finished = await repository.finish_job_if_done(session, job_id)
     await events.on_finished(session, finished)  # outbox, same transaction
     return finished

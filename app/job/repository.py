@@ -166,6 +166,40 @@ async def add_finished_tasks(
     )
 
 
+async def count_finished_task(
+    session: AsyncSession, job_id: str, *, succeeded: int = 0, failed: int = 0, cancelled: int = 0
+) -> bool:
+    """:func:`add_finished_tasks` for one task, in one statement that also says whether the
+    job may be done now (no task pending, not terminal yet): only then is
+    :func:`finish_job_if_done` worth a read."""
+    row = (
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                succeeded_tasks=Job.succeeded_tasks + succeeded,
+                failed_tasks=Job.failed_tasks + failed,
+                cancelled_tasks=Job.cancelled_tasks + cancelled,
+            )
+            .returning(
+                Job.total_tasks - Job.succeeded_tasks - Job.failed_tasks - Job.cancelled_tasks,
+                Job.status,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        return False
+    pending, status = row
+    return int(pending) <= 0 and status not in _TERMINAL_JOBS
+
+
+async def cancel_requested(session: AsyncSession, job_id: str) -> bool:
+    """Whether a cancel of the job has been requested (one column, no ORM object)."""
+    requested = await session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
+    return requested is not None
+
+
 async def finish_job_if_done(session: AsyncSession, job_id: str) -> Job | None:
     """Move the job to its terminal status when no task is pending: ``cancelled`` if a cancel
     was requested, ``failed`` if every task failed, else ``completed``. Returns the job when
