@@ -271,7 +271,12 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    try:  # uvloop (with uvicorn[standard]): the event loop in C, as the API runs it
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(_main())
+    else:
+        uvloop.run(_main())
 
 
 if __name__ == "__main__":

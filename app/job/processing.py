@@ -64,6 +64,9 @@ class Attempt:
 async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | None = None) -> None:
     async with ctx.db.session() as session:
         with otel.suppress_instrumentation():  # duplicates and early messages make no spans
+            # two reads need no transaction: autocommit, no BEGIN/COMMIT round trips (the
+            # claim's transaction, on the next checkout, is an ordinary one)
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             task = await repository.get_task(session, task_id)
             job = await session.get(Job, task.job_id) if task is not None else None
             await session.commit()  # ends the read: no connection held from here to the claim
