@@ -20,6 +20,7 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
 )
 from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
     Counter,
     Histogram,
     MeterProvider,
@@ -68,6 +69,7 @@ PROMETHEUS_RESOURCE_LABELS: frozenset[str] = frozenset(
 )
 
 _SIGNAL_ENV = {"traces": "TRACES", "metrics": "METRICS", "logs": "LOGS"}
+_NO_EXEMPLARS = AlwaysOffExemplarFilter()
 
 
 class _Signals:
@@ -443,8 +445,15 @@ def install(
         if metric_readers is not None
         else _metric_readers(tel, closers, cardinality_limit, prometheus_port)
     )
+    # Without traces no exemplar could point anywhere: skip the per-measurement span lookup
+    # of the default trace-based filter (OTEL_METRICS_EXEMPLAR_FILTER still wins).
+    exemplars = None if tp is not None or _env("OTEL_METRICS_EXEMPLAR_FILTER") else _NO_EXEMPLARS
     tel.meter_provider = MeterProvider(
-        resource=resource, metric_readers=readers, views=default_views(), shutdown_on_exit=False
+        resource=resource,
+        metric_readers=readers,
+        views=default_views(),
+        shutdown_on_exit=False,
+        exemplar_filter=exemplars,
     )
 
     lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
