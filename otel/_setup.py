@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ParentBased
 
 from otel.export_stats import (
     STATS,
@@ -78,11 +79,14 @@ class _Signals:
     configured), ``metrics`` with an SDK meter provider. Both false until configured, with
     ``OTEL_SDK_DISABLED=true``, and after a reset."""
 
-    __slots__ = ("metrics", "tracing")
+    __slots__ = ("metrics", "parent_based", "tracing")
 
     def __init__(self) -> None:
         self.tracing = False
         self.metrics = False
+        #: the sampler follows the parent's decision (the default ``parentbased_*`` samplers):
+        #: a child of an unsampled span is never sampled, so it need not be built at all
+        self.parent_based = False
 
 
 SIGNALS = _Signals()
@@ -387,7 +391,7 @@ def _reset_global_providers() -> None:
     inherits the parent's providers (and its ``service.instance.id``) and must replace
     them. Touches private API, hence guarded.
     """
-    SIGNALS.tracing = SIGNALS.metrics = False
+    SIGNALS.tracing = SIGNALS.metrics = SIGNALS.parent_based = False
     try:
         from opentelemetry import _logs as logs_api
         from opentelemetry.metrics import _internal as metrics_internal
@@ -469,6 +473,7 @@ def install(
         set_logger_provider(lp)
         SIGNALS.tracing = tp is not None
         SIGNALS.metrics = True
+        SIGNALS.parent_based = tp is not None and isinstance(tp.sampler, ParentBased)
     STATS.precreate()
     return tel
 
