@@ -200,6 +200,9 @@ async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
     Jitter spreads the tasks that waited on the same domain, so they do not return together.
     """
     until = utcnow() + timedelta(seconds=wait_s * (1 + _jitter.random()))
+    # one guarded UPDATE is atomic by itself: autocommit, no BEGIN/COMMIT round trips (a
+    # deferral is what a task waiting for its domain costs, so it should cost little)
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     await repository.defer_task(session, task.id, until)
     await session.commit()
     trace.get_current_span().add_event("trawl.task.deferred", {"trawl.defer.wait_s": wait_s})
