@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel._setup import SIGNALS
@@ -103,7 +104,13 @@ class TelemetryMiddleware:
             attributes=span_attrs,
             links=links,
         )
-        token = context.attach(trace.set_span_in_context(span, parent))
+        ctx = trace.set_span_in_context(span, parent)
+        if SIGNALS.parent_based and not span.get_span_context().trace_flags.sampled:
+            # nothing below can be sampled: the contrib SQLAlchemy/Redis instrumentations
+            # skip the request entirely (they build names, attributes and spans first and ask
+            # the sampler last). Metrics are recorded as usual.
+            ctx = context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, ctx)
+        token = context.attach(ctx)
         status: list[int] = []
 
         async def send_wrapper(message: Message) -> None:

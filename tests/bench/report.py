@@ -748,7 +748,7 @@ def render(results: dict[str, Any], report: Path, profile_dir: Path) -> str:
     ]
     lines += profiles_section(results, profile_dir, report.parent)
     if NOTES.exists():
-        lines += ["## Reading the baseline", "", NOTES.read_text().strip(), ""]
+        lines += ["## Reading the figures", "", NOTES.read_text().strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -30,6 +30,12 @@ def _app(*, trust_incoming: bool = False) -> FastAPI:
     async def health() -> str:
         return "ok"
 
+    @app.get("/instrumented")
+    async def instrumented() -> bool:
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+        return is_instrumentation_enabled()
+
     app.add_middleware(TelemetryMiddleware, trust_incoming=trust_incoming)
     return app
 
@@ -185,5 +191,28 @@ async def test_metrics_only_records_the_same_series_and_builds_no_span(
             (None, 404, None),
             ("/boom", None, "RuntimeError"),  # raised through us: the 500 is sent outside
         }
+    finally:
+        _setup.reset()
+
+
+@pytest.mark.parametrize(("ratio", "enabled"), [("0", False), ("1", True)])
+async def test_contrib_instrumentation_is_off_inside_an_unsampled_request(
+    ratio: str, enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a parent-based sampler nothing inside an unsampled request can be sampled: the
+    contrib instrumentations (SQLAlchemy, Redis) are told to skip it; a sampled one keeps them."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
+    _setup.reset()
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    otel.configure("trawl-test", service_version="0", span_exporter=spans, metric_readers=[reader])
+    try:
+        transport = httpx.ASGITransport(app=_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get("/instrumented")
+        assert r.status_code == 200
+        assert r.json() is enabled
+        env = Env(otel.Telemetry("t", ""), spans, reader, None)  # type: ignore[arg-type]
+        assert [p.get("http.route") for p in _points(env)] == ["/instrumented"]  # measured
     finally:
         _setup.reset()
