@@ -68,7 +68,13 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             # claim's transaction, on the next checkout, is an ordinary one)
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             task = await repository.get_task(session, task_id)
-            job = await session.get(Job, task.job_id) if task is not None else None
+            # a duplicate, or an early message for a task deferred to later (the common case
+            # while many tasks wait for one domain): no need to read its job
+            job = (
+                await session.get(Job, task.job_id)
+                if task is not None and _actionable(ctx, task)
+                else None
+            )
             await session.commit()  # ends the read: no connection held from here to the claim
         if task is None or job is None or task.status != TaskStatus.QUEUED:
             return
@@ -108,6 +114,16 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
                     },
                 )
                 await _recover(ctx, task_id)
+
+
+def _actionable(ctx: WorkerContext, task: Task) -> bool:
+    """Whether :func:`_process` would do anything with ``task`` (it checks the same, in the
+    same order): queued, and draining, exhausted or due. Spares reading the job otherwise."""
+    if task.status != TaskStatus.QUEUED:
+        return False
+    if ctx.draining or task.attempt >= task.max_attempts:
+        return True
+    return task.next_attempt_at <= utcnow() + timedelta(seconds=1)
 
 
 async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> None:
