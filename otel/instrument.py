@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import context, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 import otel._semconv  # noqa: F401  (must run before contrib imports)
 from otel._setup import SIGNALS
 from otel.db import instrument_engine
 
-__all__ = ["instrument_redis", "instrument_sqlalchemy"]
+__all__ = ["instrument_redis", "instrument_sqlalchemy", "quiet_unless_sampled"]
 
 _log = logging.getLogger("otel")
 _lock = threading.Lock()
@@ -81,6 +84,22 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
     except Exception:
         _log.warning("SQLAlchemy instrumentation failed; continuing without it", exc_info=True)
         return False
+
+
+@contextmanager
+def quiet_unless_sampled(span: trace.Span) -> Iterator[None]:
+    """Inside ``span``, when it is not sampled and the sampler is parent-based (so nothing
+    under it can be): the contrib SQLAlchemy and Redis instrumentations skip their work (they
+    build names and attributes before the sampler says no). Metrics and logs are unaffected.
+    ``otel.asgi`` does the same for each unsampled request."""
+    if not SIGNALS.parent_based or span.get_span_context().trace_flags.sampled:
+        yield
+        return
+    token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def _skip_unsampled_statements(engine_tracer: Any) -> None:

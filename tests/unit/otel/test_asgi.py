@@ -216,3 +216,25 @@ async def test_contrib_instrumentation_is_off_inside_an_unsampled_request(
         assert [p.get("http.route") for p in _points(env)] == ["/instrumented"]  # measured
     finally:
         _setup.reset()
+
+
+@pytest.mark.parametrize(("ratio", "enabled"), [("0", False), ("1", True)])
+def test_quiet_unless_sampled(ratio: str, enabled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's attempts do as the middleware: an unsampled span turns the contrib
+    instrumentations off inside it, a sampled one leaves them on, and it ends with the block."""
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
+    _setup.reset()
+    otel.configure("trawl-test", service_version="0", span_exporter=InMemorySpanExporter())
+    try:
+        with (
+            trace.get_tracer("t").start_as_current_span("attempt") as span,
+            otel.quiet_unless_sampled(span),
+        ):
+            assert is_instrumentation_enabled() is enabled
+        assert is_instrumentation_enabled()
+    finally:
+        _setup.reset()
