@@ -460,17 +460,22 @@ def install(
         exemplar_filter=exemplars,
     )
 
-    lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    # No log exporter (OTEL_LOGS_EXPORTER=none): no logger provider, so the OTLP bridge
+    # (otel/logs.py) turns each record away at once instead of building it for nobody.
     log_exporters = [log_exporter] if log_exporter is not None else _log_exporters(closers)
-    for lx in log_exporters:
-        lp.add_log_record_processor(CountingBatchLogRecordProcessor(lx))
+    lp: LoggerProvider | None = None
+    if log_exporters:
+        lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        for lx in log_exporters:
+            lp.add_log_record_processor(CountingBatchLogRecordProcessor(lx))
     tel.logger_provider = lp
 
     if set_global:
         if tp is not None:
             trace.set_tracer_provider(tp)
         metrics.set_meter_provider(tel.meter_provider)
-        set_logger_provider(lp)
+        if lp is not None:
+            set_logger_provider(lp)
         SIGNALS.tracing = tp is not None
         SIGNALS.metrics = True
         SIGNALS.parent_based = tp is not None and isinstance(tp.sampler, ParentBased)
