@@ -26,11 +26,13 @@ from app.api.limits import BodySizeLimit
 from app.api.request_id import RequestIdMiddleware
 from app.api.routes import api_keys, errors, health, jobs, metrics, proxies, webhooks
 from app.auth import service as auth_service
+from app.auth.cache import KeyCache
 from app.db import Database
 from app.db.migrate import upgrade
 from app.embedded_redis import EmbeddedRedis, resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.health import HealthService
+from app.heap import freeze_startup_heap
 from app.job import checks as job_checks
 from app.job.gauges import QueueGauges
 from app.proxy import service as proxy_service
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
         app.state.services = runtime.services()
+        freeze_startup_heap()
         log.info("api started")
         try:
             yield
@@ -111,6 +114,7 @@ class Runtime:
             db=self.db,
             publisher=Publisher(self.broker),
             health=self.health,
+            keys=KeyCache(self.settings.auth_cache_ttl_s),
         )
 
     @classmethod

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     # Auth
     admin_api_key: SecretStr | None = None
+    # How long an API key found live is trusted without SQL, per API process (app/auth/cache.py;
+    # a key revoked through another process stays usable here up to this long). 0: always SQL.
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0, le=300)
 
     # Error tracking: optional Sentry (needs the sentry-sdk package), off by default
     sentry_dsn: SecretStr | None = Field(

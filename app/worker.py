@@ -29,6 +29,7 @@ from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.fetch.client import make_client
 from app.healthcheck import remove_alive_file, touch_alive_file
+from app.heap import freeze_startup_heap
 from app.job import tasks
 from app.job.gauges import QueueGauges
 from app.job.processing import WorkerContext
@@ -212,6 +213,7 @@ class Worker:
             self._register_gauges()
             self.loop_monitor.start()
             loops, receiver = self._start_loops()
+        freeze_startup_heap()
         log.info("worker started", extra={"trawl.worker.id": self.worker_id})
         await self._stopping.wait()
         log.info("worker draining", extra={"trawl.worker.active": len(self.ctx.active)})
@@ -269,7 +271,12 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    try:  # uvloop (with uvicorn[standard]): the event loop in C, as the API runs it
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(_main())
+    else:
+        uvloop.run(_main())
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from otel.context import bind_context, current_context, reset_context, set_conte
 from otel.errors import GROUP_KEY_ATTR, fingerprint, record_exception
 from otel.export_stats import export_failures
 from otel.http_client import traced_transport
-from otel.instrument import instrument_redis, instrument_sqlalchemy
+from otel.instrument import instrument_redis, instrument_sqlalchemy, quiet_unless_sampled
 from otel.logs import configure_logging
 from otel.metrics import DURATION_BUCKETS_S, meter, safe_attr
 from otel.redact import redact_text, redact_url, redact_value
@@ -60,6 +60,7 @@ __all__ = [
     "instrument_sqlalchemy",
     "meter",
     "prometheus_exposition",
+    "quiet_unless_sampled",
     "record_exception",
     "redact_text",
     "redact_url",

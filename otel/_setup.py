@@ -20,6 +20,7 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
 )
 from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
     Counter,
     Histogram,
     MeterProvider,
@@ -40,6 +41,7 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ParentBased
 
 from otel.export_stats import (
     STATS,
@@ -68,6 +70,26 @@ PROMETHEUS_RESOURCE_LABELS: frozenset[str] = frozenset(
 )
 
 _SIGNAL_ENV = {"traces": "TRACES", "metrics": "METRICS", "logs": "LOGS"}
+_NO_EXEMPLARS = AlwaysOffExemplarFilter()
+
+
+class _Signals:
+    """What the global providers installed by :func:`install` do, read on hot paths (one
+    attribute load): ``tracing`` only with an SDK tracer provider (a trace exporter is
+    configured), ``metrics`` with an SDK meter provider. Both false until configured, with
+    ``OTEL_SDK_DISABLED=true``, and after a reset."""
+
+    __slots__ = ("metrics", "parent_based", "tracing")
+
+    def __init__(self) -> None:
+        self.tracing = False
+        self.metrics = False
+        #: the sampler follows the parent's decision (the default ``parentbased_*`` samplers):
+        #: a child of an unsampled span is never sampled, so it need not be built at all
+        self.parent_based = False
+
+
+SIGNALS = _Signals()
 
 
 @dataclass
@@ -91,7 +113,9 @@ class Telemetry:
 
     @property
     def enabled(self) -> bool:
-        return self.tracer_provider is not None
+        """Providers were installed (``OTEL_SDK_DISABLED`` unset, configuration valid). The
+        tracer provider may still be absent: no trace exporter means no spans at all."""
+        return self.meter_provider is not None or self.tracer_provider is not None
 
     def force_flush(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         """Flush all signals; returns False on timeout or error. Never raises."""
@@ -367,6 +391,7 @@ def _reset_global_providers() -> None:
     inherits the parent's providers (and its ``service.instance.id``) and must replace
     them. Touches private API, hence guarded.
     """
+    SIGNALS.tracing = SIGNALS.metrics = SIGNALS.parent_based = False
     try:
         from opentelemetry import _logs as logs_api
         from opentelemetry.metrics import _internal as metrics_internal
@@ -406,12 +431,17 @@ def install(
     closers = tel._closers
 
     # Traces: sampler comes from OTEL_TRACES_SAMPLER(_ARG) (SDK default parentbased_always_on).
-    tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+    # No trace exporter (OTEL_TRACES_EXPORTER=none, "metrics only"): no SDK tracer provider at
+    # all, so the API's no-op tracer builds no span object, and the span-only instrumentation
+    # (contrib SQLAlchemy and Redis) is not installed (otel/instrument.py).
     span_exporters = [span_exporter] if span_exporter is not None else _span_exporters(closers)
     # Every lost span, log record and metric data point is counted (otel/export_stats.py).
     STATS.bind(lambda: tel.meter_provider)
-    for sx in span_exporters:  # every span is redacted before export (otel/scrub.py)
-        tp.add_span_processor(CountingBatchSpanProcessor(RedactingSpanExporter(sx)))
+    tp: TracerProvider | None = None
+    if span_exporters:
+        tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+        for sx in span_exporters:  # every span is redacted before export (otel/scrub.py)
+            tp.add_span_processor(CountingBatchSpanProcessor(RedactingSpanExporter(sx)))
     tel.tracer_provider = tp
 
     readers = (
@@ -419,20 +449,36 @@ def install(
         if metric_readers is not None
         else _metric_readers(tel, closers, cardinality_limit, prometheus_port)
     )
+    # Without traces no exemplar could point anywhere: skip the per-measurement span lookup
+    # of the default trace-based filter (OTEL_METRICS_EXEMPLAR_FILTER still wins).
+    exemplars = None if tp is not None or _env("OTEL_METRICS_EXEMPLAR_FILTER") else _NO_EXEMPLARS
     tel.meter_provider = MeterProvider(
-        resource=resource, metric_readers=readers, views=default_views(), shutdown_on_exit=False
+        resource=resource,
+        metric_readers=readers,
+        views=default_views(),
+        shutdown_on_exit=False,
+        exemplar_filter=exemplars,
     )
 
-    lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    # No log exporter (OTEL_LOGS_EXPORTER=none): no logger provider, so the OTLP bridge
+    # (otel/logs.py) turns each record away at once instead of building it for nobody.
     log_exporters = [log_exporter] if log_exporter is not None else _log_exporters(closers)
-    for lx in log_exporters:
-        lp.add_log_record_processor(CountingBatchLogRecordProcessor(lx))
+    lp: LoggerProvider | None = None
+    if log_exporters:
+        lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        for lx in log_exporters:
+            lp.add_log_record_processor(CountingBatchLogRecordProcessor(lx))
     tel.logger_provider = lp
 
     if set_global:
-        trace.set_tracer_provider(tp)
+        if tp is not None:
+            trace.set_tracer_provider(tp)
         metrics.set_meter_provider(tel.meter_provider)
-        set_logger_provider(lp)
+        if lp is not None:
+            set_logger_provider(lp)
+        SIGNALS.tracing = tp is not None
+        SIGNALS.metrics = True
+        SIGNALS.parent_based = tp is not None and isinstance(tp.sampler, ParentBased)
     STATS.precreate()
     return tel
 

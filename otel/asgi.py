@@ -24,8 +24,10 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from otel._setup import SIGNALS
 from otel.errors import record_exception, type_name
 from otel.metrics import DURATION_BUCKETS_S, normalize_method
 
@@ -70,10 +72,15 @@ class TelemetryMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or (
-            self._excluded is not None and self._excluded.search(scope.get("path", ""))
+        if (
+            not (SIGNALS.tracing or SIGNALS.metrics)  # telemetry off: nothing at all
+            or scope.get("type") != "http"
+            or (self._excluded is not None and self._excluded.search(scope.get("path", "")))
         ):
             await self.app(scope, receive, send)
+            return
+        if not SIGNALS.tracing:
+            await self._measure(scope, receive, send)
             return
 
         start = time.perf_counter()
@@ -97,7 +104,13 @@ class TelemetryMiddleware:
             attributes=span_attrs,
             links=links,
         )
-        token = context.attach(trace.set_span_in_context(span, parent))
+        ctx = trace.set_span_in_context(span, parent)
+        if SIGNALS.parent_based and not span.get_span_context().trace_flags.sampled:
+            # nothing below can be sampled: the contrib SQLAlchemy/Redis instrumentations
+            # skip the request entirely (they build names, attributes and spans first and ask
+            # the sampler last). Metrics are recorded as usual.
+            ctx = context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, ctx)
+        token = context.attach(ctx)
         status: list[int] = []
 
         async def send_wrapper(message: Message) -> None:
@@ -116,6 +129,42 @@ class TelemetryMiddleware:
                 self._finish(scope, span, attrs, status, method, start)
             finally:
                 context.detach(token)
+
+    async def _measure(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Metrics only (no trace exporter): the duration histogram, no span, no context."""
+        start = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message.get("status", 0))
+            await send(message)
+
+        error: str | None = None
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            error = type_name(exc)
+            raise
+        finally:
+            try:
+                attrs: dict[str, Any] = {
+                    "http.request.method": normalize_method(scope.get("method")),
+                    "url.scheme": scope.get("scheme", "http"),
+                }
+                route = _route(scope)
+                if route is not None:
+                    attrs["http.route"] = route
+                if status:
+                    attrs["http.response.status_code"] = status
+                    if status >= 500 and error is None:
+                        error = str(status)
+                if error is not None:
+                    attrs["error.type"] = error
+                self._duration.record(time.perf_counter() - start, attrs)
+            except Exception:
+                _log.debug("request telemetry failed", exc_info=True)
 
     def _parent(self, carrier: dict[str, str]) -> tuple[context.Context | None, list[Link]]:
         """The parent context for the SERVER span, and links: the caller's context itself when

@@ -75,6 +75,7 @@ OPERATIONS = frozenset(
 #: Dialect names reported as ``db.system.name`` (semconv values); others as ``other_sql``.
 _SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite", "mysql": "mysql", "mssql": "mssql"}
 _START = "_otel_db_started"
+_MAX_STATEMENTS = 1024
 
 
 def pool_name(engine: Any) -> str:
@@ -105,6 +106,9 @@ class _Engine:
     system: str
     pending: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: ``db.client.operation.duration`` attributes of each statement text seen (the compiled
+    #: cache hands out the same few strings): no keyword parsing per execution. Bounded.
+    attrs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def pool(self) -> Any:
         engine = self.ref()
@@ -240,6 +244,21 @@ def _wrap_pool(state: _Engine) -> None:
     pool.connect = connect
 
 
+def _attributes(state: _Engine, statement: Any, error: BaseException | None) -> dict[str, str]:
+    """``db.client.operation.duration`` attributes; cached per statement text when it worked."""
+    if error is None and isinstance(statement, str):
+        attrs = state.attrs.get(statement)
+        if attrs is None:
+            attrs = {SYSTEM: state.system, OPERATION: operation_name(statement)}
+            if len(state.attrs) < _MAX_STATEMENTS:
+                state.attrs[statement] = attrs
+        return attrs
+    attrs = {SYSTEM: state.system, OPERATION: operation_name(str(statement or ""))}
+    if error is not None:
+        attrs[ERROR] = type_name(error)
+    return attrs
+
+
 def _listen(sync_engine: Any, state: _Engine) -> None:
     from sqlalchemy import event
 
@@ -255,9 +274,7 @@ def _listen(sync_engine: Any, state: _Engine) -> None:
             if started is None:
                 return
             setattr(context, _START, None)
-            attrs = {SYSTEM: state.system, OPERATION: operation_name(str(statement or ""))}
-            if error is not None:
-                attrs[ERROR] = type_name(error)
+            attrs = _attributes(state, statement, error)
             _current().duration.record(time.perf_counter() - started, attrs)
         except Exception:
             _log.debug("db operation not recorded", exc_info=True)

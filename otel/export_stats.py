@@ -255,9 +255,21 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
+#: Trawl's default log batch delay (the SDK's is 1000 ms): the first stage of the < 1 s
+#: log-latency budget (docs/telemetry.md, "Log latency"). ``OTEL_BLRP_SCHEDULE_DELAY`` wins.
+LOG_SCHEDULE_DELAY_MS = 200.0
+
+
+def log_schedule_delay_ms() -> float | None:
+    """Trawl's default, unless ``OTEL_BLRP_SCHEDULE_DELAY`` is set (then the SDK reads it)."""
+    return None if os.environ.get("OTEL_BLRP_SCHEDULE_DELAY") else LOG_SCHEDULE_DELAY_MS
+
+
 class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
     def __init__(self, exporter: LogRecordExporter, stats: ExportStats = STATS) -> None:
-        super().__init__(CountingLogExporter(exporter, stats))
+        super().__init__(
+            CountingLogExporter(exporter, stats), schedule_delay_millis=log_schedule_delay_ms()
+        )
         self._stats = stats
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:

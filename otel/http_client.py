@@ -27,6 +27,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otel._setup import SIGNALS
 from otel.errors import exception_attributes, type_name
 from otel.metrics import DURATION_BUCKETS_S, normalize_method
 from otel.redact import redact_url
@@ -53,10 +54,14 @@ class _Recorder:
     @contextmanager
     def request(self, request: httpx.Request) -> Iterator[dict[str, Any]]:
         method = normalize_method(request.method)
-        url = request.url
         attrs: dict[str, Any] = {"http.request.method": method}
         if method == "_OTHER":
             attrs["http.request.method_original"] = request.method
+        if not SIGNALS.tracing:  # metrics only, or off: no span, no span attributes
+            with self._measured(attrs) as measured:
+                yield measured
+            return
+        url = request.url
         span_attrs = dict(attrs)
         span_attrs["server.address"] = url.host
         span_attrs["server.port"] = url.port or _DEFAULT_PORTS.get(url.scheme, 0)
@@ -95,6 +100,32 @@ class _Recorder:
                 if isinstance(version, str) and version.startswith("HTTP/"):
                     attrs["network.protocol.version"] = version[5:]
             finally:
+                try:
+                    self._duration.record(time.perf_counter() - start, attrs)
+                except Exception:
+                    _log.debug("duration recording failed", exc_info=True)
+
+    @contextmanager
+    def _measured(self, attrs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The duration histogram alone, with the same attributes as the traced path."""
+        start = time.perf_counter()
+        outcome: dict[str, Any] = {}
+        try:
+            yield outcome
+        except BaseException as exc:
+            attrs["error.type"] = type_name(exc)
+            raise
+        else:
+            status = outcome.get("status")
+            if isinstance(status, int):
+                attrs["http.response.status_code"] = status
+                if status >= 400:
+                    attrs["error.type"] = str(status)
+            version = outcome.get("version")
+            if isinstance(version, str) and version.startswith("HTTP/"):
+                attrs["network.protocol.version"] = version[5:]
+        finally:
+            if SIGNALS.metrics:
                 try:
                     self._duration.record(time.perf_counter() - start, attrs)
                 except Exception:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import context, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 import otel._semconv  # noqa: F401  (must run before contrib imports)
+from otel._setup import SIGNALS
 from otel.db import instrument_engine
 
-__all__ = ["instrument_redis", "instrument_sqlalchemy"]
+__all__ = ["instrument_redis", "instrument_sqlalchemy", "quiet_unless_sampled"]
 
 _log = logging.getLogger("otel")
 _lock = threading.Lock()
@@ -33,8 +37,17 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
     ``create_async_engine`` so engines created later are traced automatically (traced only:
     metrics are reported for the engines passed here). The contrib package's own metric, the
     deprecated ``db.client.connections.usage``, goes to a no-op meter.
+
+    Call it after ``otel.configure``: without a meter provider (``OTEL_SDK_DISABLED=true``)
+    the engine gets no metric hooks, and without a trace exporter (metrics only) no span
+    instrumentation, so that neither costs anything per statement.
     """
-    instrument_engine(engine)
+    if not (SIGNALS.metrics or SIGNALS.tracing):
+        return True  # telemetry off: nothing to record
+    if SIGNALS.metrics:
+        instrument_engine(engine)
+    if not SIGNALS.tracing:
+        return True  # metrics only: the query metrics above, no spans
     try:
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
         from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -45,6 +58,7 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
         with _lock:
             if id(sync_engine) in _sqla_engines:
                 return True
+            _skip_unsampled_statements(EngineTracer)  # before a tracer binds the method
             inst = SQLAlchemyInstrumentor()
             if not inst.is_instrumented_by_opentelemetry:
                 # contrib 0.66b2 declares sqlalchemy < 2.1 although the engine event API it
@@ -72,13 +86,50 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
         return False
 
 
+@contextmanager
+def quiet_unless_sampled(span: trace.Span) -> Iterator[None]:
+    """Inside ``span``, when it is not sampled and the sampler is parent-based (so nothing
+    under it can be): the contrib SQLAlchemy and Redis instrumentations skip their work (they
+    build names and attributes before the sampler says no). Metrics and logs are unaffected.
+    ``otel.asgi`` does the same for each unsampled request."""
+    if not SIGNALS.parent_based or span.get_span_context().trace_flags.sampled:
+        yield
+        return
+    token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+def _skip_unsampled_statements(engine_tracer: Any) -> None:
+    """The contrib tracer reads the URL, the database name and the statement's operation for
+    every statement before it asks the sampler. Under a parent-based sampler (the default) a
+    statement inside an unsampled span can never be sampled: build nothing for it. Patched
+    once, on the class; ``_after_cur_exec`` already ignores a statement without a span."""
+    original = engine_tracer._before_cur_exec
+    if getattr(original, "_otel_skips_unsampled", False):
+        return
+
+    def before(self: Any, conn: Any, cursor: Any, statement: Any, params: Any, *rest: Any) -> Any:
+        if SIGNALS.parent_based:
+            parent = trace.get_current_span().get_span_context()
+            if parent.is_valid and not parent.trace_flags.sampled:
+                return statement, params
+        return original(self, conn, cursor, statement, params, *rest)
+
+    before._otel_skips_unsampled = True  # type: ignore[attr-defined]
+    engine_tracer._before_cur_exec = before
+
+
 def instrument_redis(client: Any | None = None) -> bool:
     """Trace Redis commands: one client (sync or ``redis.asyncio``) or, with no argument,
     every client created afterwards. Traces only (contrib emits no Redis metrics).
 
     Wrap queue polling loops (``BLPOP`` etc.) in
     ``opentelemetry.instrumentation.utils.suppress_instrumentation()``.
-    Returns True on success; never raises.
+    Returns True on success; never raises. Without a trace exporter (metrics only, or
+    telemetry off) the global instrumentation is not installed: it would only build spans.
     """
     try:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -88,6 +139,10 @@ def instrument_redis(client: Any | None = None) -> bool:
             inst = RedisInstrumentor()
             provider = trace.get_tracer_provider()
             with _lock:
+                if not SIGNALS.tracing:
+                    if inst.is_instrumented_by_opentelemetry:  # left by an earlier provider
+                        inst.uninstrument()
+                    return True
                 if inst.is_instrumented_by_opentelemetry and _redis_provider is not provider:
                     # the tracer was bound to a provider since replaced (fork child, tests)
                     inst.uninstrument()

@@ -236,6 +236,13 @@ class OtlpHandler(logging.Handler):
         self.in_app = in_app
         self._local = threading.local()
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        # no logger provider (telemetry off, or OTEL_LOGS_EXPORTER=none): skip the filters too
+        tel = _setup.active()
+        if tel is None or tel.logger_provider is None:
+            return False
+        return super().handle(record)
+
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(self._local, "busy", False) or _internal_logger(record.name):
             return

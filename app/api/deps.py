@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import otel
 from app.auth import service as auth_service
+from app.auth.cache import Caller, KeyCache
 from app.auth.models import ApiKey
 from app.db import Database
 from app.errors import AppError
@@ -31,9 +32,12 @@ class Services:
     db: Database
     publisher: Publisher
     health: HealthService
+    keys: KeyCache = field(default_factory=lambda: KeyCache(0.0))
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are ``async def`` even when they do not await: FastAPI runs a plain ``def``
+# dependency in the thread pool, a hop per request for nothing.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -41,7 +45,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings_dep(services: ServicesDep) -> Settings:
+async def get_settings_dep(services: ServicesDep) -> Settings:
     return services.settings
 
 
@@ -56,28 +60,54 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+def _identify(request: Request, key_id: str) -> None:
+    # logs, the request's span and error reports name the key by id, never the secret (the
+    # request-id middleware resets the context when the request ends)
+    request.state.api_key_id = key_id
+    otel.set_context(api_key_id=key_id)
+
+
+async def get_caller(
+    request: Request,
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    """The caller's key id and scopes: from the per-process key cache (app/auth/cache.py)
+    when the key was found live within ``TRAWL_AUTH_CACHE_TTL_S``, else from SQL."""
+    digest = auth_service.presented_hash(authorization)
+    caller = services.keys.get(digest)
+    if caller is None:
+        async with services.db.session() as session:
+            caller = auth_service.caller_of(await auth_service.live_key(session, digest))
+        services.keys.put(digest, caller)
+    _identify(request, caller.id)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
 async def get_current_key(
     request: Request,
     session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ApiKey:
+    """The caller's key as an ORM object in the request's session, always read from SQL: for
+    the routes that read or change the key itself (its webhook secret)."""
     key = await auth_service.authenticate(session, authorization)
-    # logs, the request's span and error reports name the key by id, never the secret (the
-    # request-id middleware resets the context when the request ends)
-    request.state.api_key_id = key.id
-    otel.set_context(api_key_id=key.id)
+    _identify(request, key.id)
     return key
 
 
 CurrentKey = Annotated[ApiKey, Depends(get_current_key)]
 
 
-async def get_admin_key(key: CurrentKey) -> ApiKey:
-    auth_service.require_admin(key)
-    return key
+async def get_admin_key(caller: CallerDep) -> Caller:
+    auth_service.require_admin(caller)
+    return caller
 
 
-AdminKey = Annotated[ApiKey, Depends(get_admin_key)]
+AdminKey = Annotated[Caller, Depends(get_admin_key)]
 
 
 class AuthUnavailable(AppError):

@@ -10,6 +10,7 @@ import secrets
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository
+from app.auth.cache import Caller
 from app.auth.errors import ApiKeyNotFound, Forbidden, Unauthorized
 from app.auth.models import ApiKey
 from app.auth.schemas import ApiKeyCreate
@@ -29,20 +30,34 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-async def authenticate(session: AsyncSession, authorization: str | None) -> ApiKey:
-    """The live key behind an ``Authorization: Bearer`` header, or ``Unauthorized``."""
+def presented_hash(authorization: str | None) -> str:
+    """The hash of the key in an ``Authorization: Bearer`` header, or ``Unauthorized``."""
     if not authorization:
         raise Unauthorized("Missing Authorization header; send 'Authorization: Bearer <key>'")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization must use the Bearer scheme")
-    key = await repository.by_hash(session, hash_key(token.strip()))
+    return hash_key(token.strip())
+
+
+async def live_key(session: AsyncSession, key_hash: str) -> ApiKey:
+    """The live key with this hash, or ``Unauthorized``."""
+    key = await repository.by_hash(session, key_hash)
     if key is None or key.revoked_at is not None:
         raise Unauthorized("Invalid or revoked API key")
     return key
 
 
-def require_admin(key: ApiKey) -> None:
+async def authenticate(session: AsyncSession, authorization: str | None) -> ApiKey:
+    """The live key behind an ``Authorization: Bearer`` header, or ``Unauthorized``."""
+    return await live_key(session, presented_hash(authorization))
+
+
+def caller_of(key: ApiKey) -> Caller:
+    return Caller(key.id, tuple(key.scopes))
+
+
+def require_admin(key: ApiKey | Caller) -> None:
     if not key.is_admin:
         raise Forbidden("This endpoint needs an API key with the admin scope")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -35,6 +36,9 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Single-statement reads need no transaction: no BEGIN/ROLLBACK round trips. Same pool;
+        # for asyncpg and aiosqlite the isolation level is a client-side switch (no SQL).
+        self.read_engine: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def dialect(self) -> str:
@@ -44,6 +48,12 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             yield session
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read statement, outside any transaction (autocommit)."""
+        async with self.read_engine.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -6,6 +6,7 @@ Named fields, each a CSS or XPath selector giving text, HTML or an attribute, on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from cssselect import SelectorError
@@ -44,13 +45,24 @@ class FieldRule:
         )
 
     def xpath(self) -> str:
-        """The rule as XPath; raises ``SelectorInvalid`` when it does not compile."""
-        try:
-            expr = css2xpath(self.selector) if self.type == "css" else self.selector
-            etree.XPath(expr)
-        except (SelectorError, etree.XPathError) as exc:
-            raise SelectorInvalid(f"invalid {self.type} selector: {exc}") from exc
-        return expr
+        """The rule as XPath; raises ``SelectorInvalid`` when it does not compile. Translated
+        and checked once per distinct rule (a job applies the same rules to every page)."""
+        return _translated(self)
+
+
+@lru_cache(maxsize=1024)
+def _translated(rule: FieldRule) -> str:
+    try:
+        expr = css2xpath(rule.selector) if rule.type == "css" else rule.selector
+        etree.XPath(expr)
+    except (SelectorError, etree.XPathError) as exc:
+        raise SelectorInvalid(f"invalid {rule.type} selector: {exc}") from exc
+    return expr
+
+
+#: Every text node under an element, as plain strings (parsel's ``.//text()`` without a
+#: Selector object per text node).
+_TEXTS = etree.XPath(".//text()", smart_strings=False)
 
 
 def _values(node: Selector, rule: FieldRule) -> list[str]:
@@ -62,8 +74,8 @@ def _values(node: Selector, rule: FieldRule) -> list[str]:
     root = node.root
     if isinstance(root, str):  # text nodes and attribute values come back as strings
         return [root.strip()]
-    text = " ".join(t.strip() for t in node.xpath(".//text()").getall() if t.strip())
-    return [text]
+    texts: list[str] = _TEXTS(root)
+    return [" ".join(t.strip() for t in texts if t.strip())]
 
 
 def extract(html: str, rules: dict[str, FieldRule], base_url: str | None = None) -> dict[str, Any]:

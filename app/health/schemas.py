@@ -33,6 +33,11 @@ class ComponentHealth(BaseModel):
     latency_ms: float = Field(description="how long the check took")
     detail: str = Field(description="one short line; never a URL, DSN or secret")
     checked_at: datetime
+    age_s: float = Field(
+        default=0.0,
+        description="seconds since this result was produced (probes are served the last "
+        "result while a background refresh runs)",
+    )
     data: dict[str, DataValue] = Field(default_factory=dict)
 
 
@@ -41,6 +46,7 @@ class Readiness(BaseModel):
     draining: bool = Field(description="shutdown has started; the instance takes no new work")
     failing: list[str] = Field(description="critical components that are unhealthy")
     components: dict[str, HealthStatus]
+    age_s: float = Field(default=0.0, description="age of the oldest result used, in seconds")
 
 
 class DetailedHealth(BaseModel):

@@ -1,5 +1,10 @@
-"""The health service: a registry of checks, run concurrently with a timeout each, cached
-briefly and shared by concurrent probes, rolled up into readiness and an overall status.
+"""The health service: a registry of checks, run concurrently with a timeout each, rolled up
+into readiness and an overall status.
+
+Probes never wait on a dependency: they are served the last result of each component (with its
+age), and a result older than ``health_cache_ttl_s`` starts one background refresh, shared by
+every caller, whose own timeout marks a hung dependency unhealthy. Only a component that has no
+result yet (just started or just registered) is waited for, at most the check timeout.
 
 Roll-up (docs/health.md): any critical component unhealthy -> unhealthy; otherwise any
 component unhealthy or degraded -> degraded; otherwise healthy. Ready means: not draining
@@ -37,6 +42,7 @@ COMPONENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_COMPONENTS = 32
 COMPONENT_GAUGE = "trawl.health.component.status"
 OVERALL_GAUGE = "trawl.health.status"
+AGE_GAUGE = "trawl.health.component.age"
 COMPONENT_ATTR = "trawl.health.component"
 
 
@@ -61,8 +67,9 @@ class HealthService:
 
     Built in: ``database`` and ``redis`` (critical), ``collector``, ``disk``. Domains add
     theirs with :meth:`register` (the API registers the job domain's ``queue``, critical, and
-    ``workers``, the proxy pools and the webhook outbox). Results are cached for
-    ``health_cache_ttl_s`` and concurrent callers share one in-flight run per component.
+    ``workers``, the proxy pools and the webhook outbox). Callers get the last result at once;
+    one older than ``health_cache_ttl_s`` starts a background refresh, one in-flight run per
+    component shared by every caller.
     """
 
     def __init__(self, settings: Settings, *, db: Database, redis_url: str) -> None:
@@ -106,15 +113,37 @@ class HealthService:
     # ------------------------------------------------------------------ running checks
 
     async def check(self, names: Iterable[str] | None = None) -> dict[str, ComponentHealth]:
-        """Results for ``names`` (default: all), from cache when fresh, run concurrently."""
-        wanted = list(self._components if names is None else names)
-        results = await asyncio.gather(*(self._component(n) for n in wanted))
-        return dict(zip(wanted, results, strict=True))
+        """Results for ``names`` (default: all): the last ones, with their age (``age_s``).
 
-    async def _component(self, name: str) -> ComponentHealth:
-        cached = self._cache.get(name)
-        if cached is not None and time.monotonic() - cached[0] < self.cache_ttl_s:
-            return cached[1]
+        A result older than the TTL starts a background refresh and is served meanwhile; only a
+        component never checked yet is waited for (at most the check timeout)."""
+        wanted = list(self._components if names is None else names)
+        now = time.monotonic()
+        out: dict[str, ComponentHealth] = {}
+        missing: list[str] = []
+        for name in wanted:
+            cached = self._cache.get(name)
+            if cached is None:
+                missing.append(name)
+                continue
+            age = now - cached[0]
+            if age >= self.cache_ttl_s:
+                self._refresh(name)
+            out[name] = cached[1].model_copy(update={"age_s": round(age, 3)})
+        if missing:
+            fresh = await asyncio.gather(*(asyncio.shield(self._refresh(n)) for n in missing))
+            out.update(zip(missing, fresh, strict=True))
+        return {name: out[name] for name in wanted}
+
+    async def refresh(self, names: Iterable[str] | None = None) -> dict[str, ComponentHealth]:
+        """Run the checks now (one shared run per component) and wait for them: the
+        background refresher's call, bounded by the check timeout."""
+        wanted = list(self._components if names is None else names)
+        fresh = await asyncio.gather(*(asyncio.shield(self._refresh(n)) for n in wanted))
+        return dict(zip(wanted, fresh, strict=True))
+
+    def _refresh(self, name: str) -> asyncio.Task[ComponentHealth]:
+        """The in-flight run of ``name``, started if there is none."""
         task = self._inflight.get(name)
         if task is None:
             # the task copies this context: its checks make no spans (nobody reads them)
@@ -122,8 +151,7 @@ class HealthService:
                 task = asyncio.create_task(self._run(name))
             self._inflight[name] = task
             task.add_done_callback(lambda t: self._forget_inflight(name, t))
-        # shield: a caller that goes away does not cancel the run other callers share
-        return await asyncio.shield(task)
+        return task
 
     def _forget_inflight(self, name: str, task: asyncio.Task[ComponentHealth]) -> None:
         if self._inflight.get(name) is task:
@@ -155,7 +183,11 @@ class HealthService:
             # the last run timed out and is still unwinding: do not pile up another one
             return unhealthy(f"no answer within {self.timeout_s:g}s (previous check still hung)")
         inner = asyncio.ensure_future(check())
-        done, _ = await asyncio.wait({inner}, timeout=self.timeout_s)
+        try:
+            done, _ = await asyncio.wait({inner}, timeout=self.timeout_s)
+        except asyncio.CancelledError:  # close() abandons in-flight refreshes
+            abandon(inner)
+            raise
         if inner not in done:
             abandon(inner)
             self._stragglers[name] = inner
@@ -177,6 +209,7 @@ class HealthService:
             draining=False,
             failing=failing,
             components={n: r.status for n, r in results.items()},
+            age_s=max((r.age_s for r in results.values()), default=0.0),
         )
 
     async def detailed(self) -> DetailedHealth:
@@ -192,12 +225,20 @@ class HealthService:
         """The latest result of every component checked so far (no I/O, may be stale)."""
         return {name: self._cache[name][1] for name in self._components if name in self._cache}
 
+    def result_ages(self) -> dict[str, float]:
+        """Seconds since each component's latest result was produced (no I/O)."""
+        now = time.monotonic()
+        return {
+            name: now - self._cache[name][0] for name in self._components if name in self._cache
+        }
+
     # ------------------------------------------------------------------ metrics
 
     def register_metrics(self, meter: Meter | None = None) -> None:
         """Export ``trawl.health.component.status`` and ``trawl.health.status`` gauges
-        (1 healthy, 0.5 degraded, 0 unhealthy) from the last results. Call once per
-        process; the callbacks do no I/O and stop reporting once the service is gone."""
+        (1 healthy, 0.5 degraded, 0 unhealthy) from the last results, and
+        ``trawl.health.component.age`` (seconds since each result). Call once per process;
+        the callbacks do no I/O and stop reporting once the service is gone."""
         meter = meter or otel.meter("trawl.health")
         ref = weakref.ref(self)
 
@@ -216,8 +257,16 @@ class HealthService:
             if results:
                 yield Observation(rollup(results).gauge_value)
 
+        def ages(_options: CallbackOptions) -> Iterator[Observation]:
+            service = ref()
+            if service is None:
+                return
+            for name, age in service.result_ages().items():
+                yield Observation(round(age, 3), {COMPONENT_ATTR: name})
+
         observable_gauge(meter, COMPONENT_GAUGE, components)
         observable_gauge(meter, OVERALL_GAUGE, overall)
+        observable_gauge(meter, AGE_GAUGE, ages)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -229,7 +278,7 @@ class HealthService:
     async def _refresh_loop(self) -> None:
         while True:
             try:
-                await self.check()
+                await self.refresh()
             except Exception:
                 log.exception("health refresh failed")
             await asyncio.sleep(self.settings.health_refresh_interval_s)

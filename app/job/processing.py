@@ -30,7 +30,7 @@ from app.fetch.client import FetchPolicy, FetchResult
 from app.fetch.extract import ExtractionError, FieldRule, extract
 from app.fetch.outcome import Outcome, Verdict
 from app.job import events, repository, telemetry
-from app.job.models import Job, Task, TaskStatus
+from app.job.models import Job, JobStatus, Task, TaskStatus
 from app.proxy.egress import Egress, fetch_for_task
 from app.queue import Grant, Politeness, retry_delay, stream_name
 from app.settings import Settings
@@ -64,8 +64,17 @@ class Attempt:
 async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | None = None) -> None:
     async with ctx.db.session() as session:
         with otel.suppress_instrumentation():  # duplicates and early messages make no spans
+            # two reads need no transaction: autocommit, no BEGIN/COMMIT round trips (the
+            # claim's transaction, on the next checkout, is an ordinary one)
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             task = await repository.get_task(session, task_id)
-            job = await session.get(Job, task.job_id) if task is not None else None
+            # a duplicate, or an early message for a task deferred to later (the common case
+            # while many tasks wait for one domain): no need to read its job
+            job = (
+                await session.get(Job, task.job_id)
+                if task is not None and _actionable(ctx, task)
+                else None
+            )
             await session.commit()  # ends the read: no connection held from here to the claim
         if task is None or job is None or task.status != TaskStatus.QUEUED:
             return
@@ -107,6 +116,16 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
                 await _recover(ctx, task_id)
 
 
+def _actionable(ctx: WorkerContext, task: Task) -> bool:
+    """Whether :func:`_process` would do anything with ``task`` (it checks the same, in the
+    same order): queued, and draining, exhausted or due. Spares reading the job otherwise."""
+    if task.status != TaskStatus.QUEUED:
+        return False
+    if ctx.draining or task.attempt >= task.max_attempts:
+        return True
+    return task.next_attempt_at <= utcnow() + timedelta(seconds=1)
+
+
 async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> None:
     if ctx.draining:  # shutting down: hand it straight back to the dispatcher
         await _defer(session, task, 0.0)
@@ -145,14 +164,17 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
 
 async def _claim(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job) -> bool:
     """One transaction: queued -> running for this worker (False: another one won); the job's
-    first claim also starts the job and writes its ``job.started`` event. ``job`` is refreshed
-    (a cancel requested meanwhile is seen before fetching)."""
+    first claim also starts the job and writes its ``job.started`` event.
+
+    Only a job read as ``queued`` can be started (a job never goes back to queued), so the
+    other claims of a job write the task row alone: one statement, and no lock on the job row
+    (which a cancel takes first). A cancel committed before the claim has cancelled the queued
+    task, so the guarded claim fails; one committed later is seen at the settle."""
     if not await repository.claim_task(session, task.id, ctx.worker_id):
         await session.rollback()
         return False
-    started = await repository.mark_job_started(session, task.job_id)
-    await session.refresh(job)  # running now, and any cancel requested meanwhile
-    if started:
+    if job.status == JobStatus.QUEUED and await repository.mark_job_started(session, job.id):
+        await session.refresh(job)  # running now: the event carries it
         await events.on_started(session, job)  # outbox, same transaction
     await session.commit()
     return True
@@ -194,6 +216,9 @@ async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
     Jitter spreads the tasks that waited on the same domain, so they do not return together.
     """
     until = utcnow() + timedelta(seconds=wait_s * (1 + _jitter.random()))
+    # one guarded UPDATE is atomic by itself: autocommit, no BEGIN/COMMIT round trips (a
+    # deferral is what a task waiting for its domain costs, so it should cost little)
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     await repository.defer_task(session, task.id, until)
     await session.commit()
     trace.get_current_span().add_event("trawl.task.deferred", {"trawl.defer.wait_s": wait_s})
@@ -304,12 +329,12 @@ async def _settle(
 ) -> None:
     """One transaction: write the attempt's settlement if this worker still owns the task, and
     when the task is final, count it on its job (which may finish the job)."""
-    fresh = await session.get(Job, job.id, populate_existing=True)
+    cancel_requested = await repository.cancel_requested(session, job.id)
     settled = settlement(
         attempt,
         number=task.attempt + 1,  # the claim counted this attempt in SQL, not on ``task``
         max_attempts=task.max_attempts,
-        cancel_requested=fresh is not None and fresh.cancel_requested_at is not None,
+        cancel_requested=cancel_requested,
         now=utcnow(),
         settings=ctx.settings,
     )
@@ -353,13 +378,15 @@ async def _on_final_status(session: AsyncSession, job_id: str, status: TaskStatu
     """A task reached ``status`` (final), in the caller's transaction: count it on its job; if
     it was the job's last task, finish the job and write its webhook event. Returns the job
     this call finished, else ``None``."""
-    await repository.add_finished_tasks(
+    may_be_done = await repository.count_finished_task(
         session,
         job_id,
         succeeded=int(status == TaskStatus.SUCCEEDED),
         failed=int(status == TaskStatus.FAILED),
         cancelled=int(status == TaskStatus.CANCELLED),
     )
+    if not may_be_done:  # tasks still pending (the common case): no read of the job
+        return None
     finished = await repository.finish_job_if_done(session, job_id)
     await events.on_finished(session, finished)  # outbox, same transaction
     return finished

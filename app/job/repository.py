@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.base import utcnow
 from app.job.models import (
@@ -24,6 +24,19 @@ _TERMINAL_JOBS = [s.value for s in TERMINAL_JOB_STATUSES]
 async def get_owned(session: AsyncSession, job_id: str, api_key_id: str) -> Job | None:
     job = await session.get(Job, job_id)
     return job if job is not None and job.api_key_id == api_key_id else None
+
+
+_JOB = Job.__table__.c
+#: A status read: one Core statement (no ORM identity map or object), owner checked in SQL.
+_READ_OWNED = select(Job.__table__).where(
+    _JOB.id == bindparam("job_id"), _JOB.api_key_id == bindparam("api_key_id")
+)
+
+
+async def read_owned(conn: AsyncConnection, job_id: str, api_key_id: str) -> Row[Any] | None:
+    """The job's row if it exists and belongs to ``api_key_id`` (columns as attributes)."""
+    result = await conn.execute(_READ_OWNED, {"job_id": job_id, "api_key_id": api_key_id})
+    return result.first()
 
 
 async def by_idempotency_key(session: AsyncSession, api_key_id: str, key: str) -> Job | None:
@@ -151,6 +164,40 @@ async def add_finished_tasks(
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def count_finished_task(
+    session: AsyncSession, job_id: str, *, succeeded: int = 0, failed: int = 0, cancelled: int = 0
+) -> bool:
+    """:func:`add_finished_tasks` for one task, in one statement that also says whether the
+    job may be done now (no task pending, not terminal yet): only then is
+    :func:`finish_job_if_done` worth a read."""
+    row = (
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                succeeded_tasks=Job.succeeded_tasks + succeeded,
+                failed_tasks=Job.failed_tasks + failed,
+                cancelled_tasks=Job.cancelled_tasks + cancelled,
+            )
+            .returning(
+                Job.total_tasks - Job.succeeded_tasks - Job.failed_tasks - Job.cancelled_tasks,
+                Job.status,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:
+        return False
+    pending, status = row
+    return int(pending) <= 0 and status not in _TERMINAL_JOBS
+
+
+async def cancel_requested(session: AsyncSession, job_id: str) -> bool:
+    """Whether a cancel of the job has been requested (one column, no ORM object)."""
+    requested = await session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id))
+    return requested is not None
 
 
 async def finish_job_if_done(session: AsyncSession, job_id: str) -> Job | None:

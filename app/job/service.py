@@ -11,11 +11,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import Database
 from app.db.base import utcnow
 from app.ids import new_id
 from app.job import events, repository, telemetry
@@ -240,6 +241,15 @@ async def get(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
     return job
 
 
+async def read(db: Database, job_id: str, api_key_id: str) -> JobRead:
+    """A status read: one statement outside a transaction, Core rows, no ORM object."""
+    async with db.reader() as conn:
+        row = await repository.read_owned(conn, job_id, api_key_id)
+    if row is None:
+        raise JobNotFound(f"No job with id {job_id!r}")
+    return to_read(row)
+
+
 async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
     """Cooperative cancel: queued tasks stop now, running ones at their next check."""
     job = await get(session, job_id, api_key_id)
@@ -331,7 +341,42 @@ async def results_page(
 _PRIORITY_BY_RANK = {p.rank: p for p in Priority}
 
 
-def to_read(job: Job) -> JobRead:
+class JobFields(Protocol):
+    """What :func:`to_read` reads: a ``Job`` or a row of the ``job`` table."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def total_tasks(self) -> int: ...
+    @property
+    def succeeded_tasks(self) -> int: ...
+    @property
+    def failed_tasks(self) -> int: ...
+    @property
+    def cancelled_tasks(self) -> int: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+    @property
+    def extract(self) -> dict[str, Any]: ...
+    @property
+    def webhook_url(self) -> str | None: ...
+    @property
+    def client_metadata(self) -> dict[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def cancel_requested_at(self) -> datetime | None: ...
+
+
+def to_read(job: JobFields) -> JobRead:
     return JobRead(
         id=job.id,
         status=JobStatus(job.status),
@@ -341,7 +386,10 @@ def to_read(job: Job) -> JobRead:
             succeeded=job.succeeded_tasks,
             failed=job.failed_tasks,
             cancelled=job.cancelled_tasks,
-            pending=job.pending_tasks,
+            pending=job.total_tasks
+            - job.succeeded_tasks
+            - job.failed_tasks
+            - job.cancelled_tasks,  # Job.pending_tasks, which a row has not
         ),
         options=job.options,
         extract=job.extract,

@@ -299,6 +299,13 @@ CATALOGUE: tuple[Spec, ...] = (
         (),
         "Overall health: 1 healthy, 0.5 degraded, 0 unhealthy",
     ),
+    Spec(
+        "trawl.health.component.age",
+        "gauge",
+        "s",
+        ("trawl.health.component",),
+        "Seconds since each component's last health result was produced",
+    ),
     # Created in otel/export_stats.py (meter ``otel``).
     Spec(
         "trawl.telemetry.export.failures",

@@ -81,9 +81,12 @@ def background_span(
     links = [] if has_parent else _link(link_traceparent)
     token = context.attach(ctx)
     try:
-        with tracer().start_as_current_span(
-            name, kind=kind, links=links, attributes=attributes
-        ) as span:
+        with (
+            tracer().start_as_current_span(
+                name, kind=kind, links=links, attributes=attributes
+            ) as span,
+            otel.quiet_unless_sampled(span),  # an unsampled attempt builds no SQL/Redis spans
+        ):
             yield span
     finally:
         context.detach(token)

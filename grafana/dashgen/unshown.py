@@ -8,4 +8,9 @@ without ``_bucket``/``_sum``/``_count``).
 
 from __future__ import annotations
 
-UNSHOWN: dict[str, str] = {}
+UNSHOWN: dict[str, str] = {
+    "trawl_health_component_age_seconds": (
+        "staleness of the health results the status gauges report; for ad-hoc queries and "
+        "the age_s of /health/detailed (docs/health.md), no panel or alert reads it yet"
+    ),
+}

@@ -60,14 +60,26 @@ def _sql() -> None:
     def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         _count("sql", sql_key(statement))
 
-    def on_begin(_conn: Any) -> None:
-        _count("sql", "BEGIN")
+    def on_wire(conn: Any) -> bool:
+        """Whether a transaction event sends a statement: on an AUTOCOMMIT connection
+        SQLAlchemy still fires begin/commit/rollback, but nothing reaches the server."""
+        try:
+            level = conn.get_execution_options().get("isolation_level")
+        except Exception:
+            return True
+        return level != "AUTOCOMMIT"
 
-    def on_commit(_conn: Any) -> None:
-        _count("sql", "COMMIT")
+    def on_begin(conn: Any) -> None:
+        if on_wire(conn):
+            _count("sql", "BEGIN")
 
-    def on_rollback(_conn: Any) -> None:
-        _count("sql", "ROLLBACK")
+    def on_commit(conn: Any) -> None:
+        if on_wire(conn):
+            _count("sql", "COMMIT")
+
+    def on_rollback(conn: Any) -> None:
+        if on_wire(conn):
+            _count("sql", "ROLLBACK")
 
     hooks = {
         "before_cursor_execute": before,

@@ -412,7 +412,7 @@ async def test_queue_group_is_created_when_missing(swap: Swap) -> None:
     first = (await service.check(["queue"]))["queue"]
     assert first.status is HealthStatus.HEALTHY, first
     assert first.data["group_created"] is True
-    second = (await service.check(["queue"]))["queue"]
+    second = (await service.refresh(["queue"]))["queue"]
     assert second.data["group_created"] is False
     assert second.data["pending"] == 0
 
@@ -426,22 +426,63 @@ async def test_results_are_cached_and_shared(swap: Swap) -> None:
     async def counted() -> CheckResult:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         return healthy("fine")
 
-    cached = swap.build(health_cache_ttl_s=30.0)
+    cached = swap.build(health_cache_ttl_s=30.0, health_check_timeout_s=2.0)
     cached.register("proxy_pools", counted)
     await cached.check(["proxy_pools"])
     await cached.check(["proxy_pools"])
     assert calls == 1  # the second call was served from the cache
 
     calls = 0
-    uncached = swap.build(health_cache_ttl_s=0.0)
+    uncached = swap.build(health_cache_ttl_s=0.0, health_check_timeout_s=2.0)
     uncached.register("proxy_pools", counted)
     await asyncio.gather(*(uncached.check(["proxy_pools"]) for _ in range(5)))
     assert calls == 1  # concurrent probes shared one run
-    await uncached.check(["proxy_pools"])
-    assert calls == 2  # TTL 0: a later probe runs the check again
+    # TTL 0: a later probe is served the last result at once, and starts one refresh that
+    # every probe meanwhile shares
+    served, elapsed = await timed(
+        asyncio.gather(*(uncached.check(["proxy_pools"]) for _ in range(5)))
+    )
+    assert elapsed < 0.4  # did not wait for the 0.5 s check
+    assert all(r["proxy_pools"].detail == "fine" for r in served)
+    assert all(r["proxy_pools"].age_s >= 0 for r in served)
+    # counted() counts when it starts: five refreshes would jump straight past 2
+    await eventually(lambda: calls >= 2, what="one background refresh")
+    assert calls == 2
+
+
+async def test_probes_never_wait_on_a_hung_dependency(swap: Swap) -> None:
+    """A check that starts to hang after a good result: probes get the last result at once
+    (with its age) until the background refresh's timeout marks the component unhealthy."""
+    hang = asyncio.Event()
+    release = asyncio.Event()
+
+    async def flaky() -> CheckResult:
+        if hang.is_set():
+            await release.wait()
+        return healthy("fine")
+
+    service = swap.build(health_cache_ttl_s=0.0)
+    service.register("webhook_outbox", flaky, critical=True)
+    first = await service.readiness()
+    assert first.status == "ready"
+    hang.set()
+    seen: list[str] = []
+
+    async def unready() -> bool:
+        ready, elapsed = await timed(service.readiness())
+        # served from the last result, never waiting for the hung check (0.5 s timeout)
+        assert elapsed < 0.4, elapsed
+        seen.append(ready.status)
+        return ready.status == "not_ready" and ready.failing == ["webhook_outbox"]
+
+    await eventually(unready, what="the refresh's timeout to mark the component unhealthy")
+    assert seen[0] == "ready"  # the stale result was served while the refresh hung
+    report = (await service.check(["webhook_outbox"]))["webhook_outbox"]
+    assert report.detail.startswith("no answer within 0.5s")
+    release.set()
 
 
 async def test_a_check_that_never_returns_is_unhealthy_within_the_timeout(swap: Swap) -> None:
@@ -462,8 +503,15 @@ async def test_a_check_that_never_returns_is_unhealthy_within_the_timeout(swap: 
     assert first["webhook_outbox"].status is HealthStatus.UNHEALTHY
     assert first["webhook_outbox"].detail == "no answer within 0.5s"
     second, elapsed = await timed(service.check(["webhook_outbox"]))
-    assert elapsed < 0.4  # not started again while the previous run is still stuck
-    assert "previous check still hung" in second["webhook_outbox"].detail
+    assert elapsed < 0.4  # the last result, served at once
+    assert second["webhook_outbox"].status is HealthStatus.UNHEALTHY
+
+    async def not_restarted() -> bool:
+        # the refresh is not started again while the previous run is still stuck
+        third = await service.check(["webhook_outbox"])
+        return "previous check still hung" in third["webhook_outbox"].detail
+
+    await eventually(not_restarted, what="the refresh to report the stuck run")
     release.set()
 
     async def recovered() -> bool:
@@ -552,7 +600,8 @@ async def test_status_gauges(swap: Swap, hung: HungServer, no_otel_env: pytest.M
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
-                assert metric.unit == "{status}"
+                expected_unit = "s" if metric.name == "trawl.health.component.age" else "{status}"
+                assert metric.unit == expected_unit, metric.name
                 for point in metric.data.data_points:
                     key = str((point.attributes or {}).get("trawl.health.component", ""))
                     values.setdefault(metric.name, {})[key] = point.value
@@ -563,6 +612,9 @@ async def test_status_gauges(swap: Swap, hung: HungServer, no_otel_env: pytest.M
     assert components["proxy_pools"] == 0.5
     assert set(components) == set(service.components)
     assert values["trawl.health.status"] == {"": 0.0}
+    ages = values["trawl.health.component.age"]
+    assert set(ages) == set(service.components)
+    assert all(0 <= age < 60 for age in ages.values())
     provider.shutdown()
 
 

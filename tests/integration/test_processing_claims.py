@@ -75,3 +75,55 @@ async def test_a_lost_claim_releases_the_domain_slot(databases: Databases, redis
         finally:
             await redis.aclose()
             await db.dispose()
+
+
+async def test_a_task_waiting_for_its_domain_is_deferred_and_stays_queued(
+    databases: Databases, redis_url: str
+) -> None:
+    """The domain's only slot is taken: the attempt hands the task back, due later, in one
+    autocommitted UPDATE (visible to another session at once), and holds no slot."""
+    settings = make_settings(await databases.anew(), redis_url, politeness_max_wait_s=0.0)
+    db = Database(settings.sqlalchemy_url)
+    redis = Redis.from_url(redis_url)
+    politeness = Politeness(redis, settings.redis_prefix, concurrency=1, rate_per_s=1000.0)
+    domain = f"defer-{uuid.uuid4().hex[:6]}.example:8080"
+    async with httpx.AsyncClient() as http:
+        ctx = processing.WorkerContext(
+            settings=settings, db=db, politeness=politeness, http=http, worker_id="w1"
+        )
+        try:
+            async with db.session() as session:
+                key, _ = await auth_service.create_key(session, ApiKeyCreate(name="defer"))
+                job = Job(
+                    id=new_id("job"),
+                    api_key_id=key.id,
+                    request_hash="h",
+                    extract={"fields": {"t": {"selector": "h1"}}},
+                    options={},
+                    total_tasks=1,
+                )
+                task = Task(
+                    id=new_id("tsk"),
+                    job_id=job.id,
+                    position=0,
+                    url=f"http://{domain}/p",
+                    domain=domain,
+                    max_attempts=3,
+                )
+                session.add_all([job, task])
+                await session.commit()
+                due_before = task.next_attempt_at
+            held = await politeness.acquire(domain, lease_s=30)
+            assert held.wait_s == 0  # someone else fetches from the domain
+            await processing.process(ctx, task.id)
+            async with db.session() as session:
+                deferred = await session.get(Task, task.id)
+                assert deferred is not None
+                assert deferred.status == "queued" and deferred.attempt == 0
+                assert deferred.next_attempt_at > due_before  # due later, committed
+                assert deferred.dispatched_at is None  # the dispatcher sends it again
+            leases = await redis.zcard(f"{settings.redis_prefix}:domain:{domain}:leases")
+            assert leases == 1  # only the slot held above
+        finally:
+            await redis.aclose()
+            await db.dispose()

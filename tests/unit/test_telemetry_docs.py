@@ -327,6 +327,9 @@ def test_module_instruments_match_their_specs() -> None:
         def last_results(self) -> dict[str, Any]:
             return {"database": SimpleNamespace(status=HealthStatus.DEGRADED, critical=True)}
 
+        def result_ages(self) -> dict[str, float]:
+            return {"database": 1.5}
+
     health = FakeHealth()
     HealthService.register_metrics(health, meter)  # type: ignore[arg-type]
 
@@ -340,7 +343,7 @@ def test_module_instruments_match_their_specs() -> None:
         for spec in CATALOGUE
         if spec.name.startswith(("trawl.proxy.", "trawl.webhook.", "trawl.health.", "trawl.tele"))
     ]
-    assert len(checked) == 11
+    assert len(checked) == 12
     for spec in checked:
         metric = emitted[spec.name]
         assert _kind(metric) == spec.kind, spec.name

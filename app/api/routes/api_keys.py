@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import AdminKey, SessionDep
+from app.api.deps import AdminKey, ServicesDep, SessionDep
 from app.api.problems import responses
 from app.auth import service as auth_service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
@@ -22,6 +22,9 @@ async def list_api_keys(_: AdminKey, session: SessionDep) -> list[ApiKeyRead]:
 
 
 @router.delete("/{key_id}", response_model=ApiKeyRead, responses=responses(404))
-async def revoke_api_key(key_id: str, _: AdminKey, session: SessionDep) -> ApiKeyRead:
+async def revoke_api_key(
+    key_id: str, _: AdminKey, session: SessionDep, services: ServicesDep
+) -> ApiKeyRead:
     key = await auth_service.revoke_key(session, key_id)
+    services.keys.invalidate(key.id)  # refused at once here; other processes: the cache TTL
     return ApiKeyRead.model_validate(key)

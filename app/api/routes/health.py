@@ -16,7 +16,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def get_health(services: ServicesDep) -> HealthService:
+async def get_health(services: ServicesDep) -> HealthService:
     return services.health
 
 

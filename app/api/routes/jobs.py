@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app.api.deps import CurrentKey, ServicesDep, SessionDep
+from app.api.deps import CallerDep, ServicesDep, SessionDep
 from app.api.problems import responses
 from app.job import service
 from app.job.models import JobStatus, TaskStatus
@@ -30,7 +30,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 )
 async def submit_job(
     payload: JobCreate,
-    key: CurrentKey,
+    key: CallerDep,
     session: SessionDep,
     services: ServicesDep,
     response: Response,
@@ -52,7 +52,7 @@ async def submit_job(
 
 @router.get("", response_model=JobPage, responses=responses(400))
 async def list_jobs(
-    key: CurrentKey,
+    key: CallerDep,
     session: SessionDep,
     limit: Limit = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -72,8 +72,8 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=responses(404))
-async def get_job(job_id: str, key: CurrentKey, session: SessionDep) -> JobRead:
-    return service.to_read(await service.get(session, job_id, key.id))
+async def get_job(job_id: str, key: CallerDep, services: ServicesDep) -> JobRead:
+    return await service.read(services.db, job_id, key.id)
 
 
 @router.post(
@@ -82,14 +82,14 @@ async def get_job(job_id: str, key: CurrentKey, session: SessionDep) -> JobRead:
     response_model=JobRead,
     responses=responses(404, 409),
 )
-async def cancel_job(job_id: str, key: CurrentKey, session: SessionDep) -> JobRead:
+async def cancel_job(job_id: str, key: CallerDep, session: SessionDep) -> JobRead:
     return service.to_read(await service.cancel(session, job_id, key.id))
 
 
 @router.get("/{job_id}/results", response_model=ResultPage, responses=responses(400, 404))
 async def job_results(
     job_id: str,
-    key: CurrentKey,
+    key: CallerDep,
     session: SessionDep,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

@@ -27,7 +27,7 @@ async def get_health_store(services: ServicesDep) -> AsyncIterator[HealthStore]:
 HealthDep = Annotated[HealthStore, Depends(get_health_store)]
 
 
-def _box(settings: SettingsDep) -> SecretBox:
+async def _box(settings: SettingsDep) -> SecretBox:
     return SecretBox.from_settings(settings)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import CurrentKey, SessionDep, SettingsDep
+from app.api.deps import CallerDep, CurrentKey, SessionDep, SettingsDep
 from app.api.problems import responses
 from app.job import service as job_service
 from app.security.secretbox import SecretBox
@@ -24,7 +24,7 @@ router = APIRouter(tags=["webhooks"], responses=responses(401))
     response_model=WebhookDeliveryList,
     responses=responses(404),
 )
-async def job_deliveries(job_id: str, key: CurrentKey, session: SessionDep) -> WebhookDeliveryList:
+async def job_deliveries(job_id: str, key: CallerDep, session: SessionDep) -> WebhookDeliveryList:
     job = await job_service.get(session, job_id, key.id)  # the caller's job, or 404
     return WebhookDeliveryList(items=await webhook_service.list_for_job(session, job.id))
 
@@ -35,7 +35,7 @@ async def job_deliveries(job_id: str, key: CurrentKey, session: SessionDep) -> W
     response_model=WebhookDeliveryRead,
     responses=responses(404, 409),
 )
-async def redeliver(delivery_id: str, key: CurrentKey, session: SessionDep) -> WebhookDeliveryRead:
+async def redeliver(delivery_id: str, key: CallerDep, session: SessionDep) -> WebhookDeliveryRead:
     return await webhook_service.redeliver(session, delivery_id, key.id)
 
 

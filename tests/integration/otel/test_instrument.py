@@ -47,3 +47,35 @@ def test_cardinality_limit_overflow(tel_env: Env) -> None:
     ]
     assert len(points) <= 2001
     assert any(dict(p.attributes or {}).get("otel.metric.overflow") for p in points)
+
+
+async def test_no_statement_span_is_built_inside_an_unsampled_span(tel_env: Env) -> None:
+    """Under the default parent-based sampler a statement inside an unsampled request can
+    never be sampled: the contrib tracer is not even asked (no span object, no attributes)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    engine = create_async_engine("sqlite+aiosqlite:///:memory:")
+    started: list[str] = []
+    original = SdkTracer.start_span
+
+    def counting(self: SdkTracer, name: str, *args: object, **kwargs: object) -> object:
+        started.append(name)
+        return original(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    unsampled = NonRecordingSpan(
+        SpanContext(trace_id=1, span_id=2, is_remote=False, trace_flags=TraceFlags(0))
+    )
+    try:
+        assert otel.instrument_sqlalchemy(engine)
+        SdkTracer.start_span = counting  # type: ignore[method-assign]
+        async with engine.connect() as conn:
+            with trace.use_span(unsampled):
+                await conn.execute(text("SELECT 1"))
+            assert not [n for n in started if n.startswith("SELECT")]
+            await conn.execute(text("SELECT 2"))  # no parent: a root, sampled as usual
+        assert [n for n in started if n.startswith("SELECT")] == ["SELECT :memory:"]
+    finally:
+        SdkTracer.start_span = original  # type: ignore[method-assign]
+        await engine.dispose()

@@ -30,6 +30,12 @@ def _app(*, trust_incoming: bool = False) -> FastAPI:
     async def health() -> str:
         return "ok"
 
+    @app.get("/instrumented")
+    async def instrumented() -> bool:
+        from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+        return is_instrumentation_enabled()
+
     app.add_middleware(TelemetryMiddleware, trust_incoming=trust_incoming)
     return app
 
@@ -141,3 +147,94 @@ def test_excluded_regex_anchored(path: str) -> None:
     assert mw._excluded is not None and mw._excluded.search(path)
     assert not mw._excluded.search("/api/health")
     assert not mw._excluded.search("/metrics/x")
+
+
+async def test_metrics_only_records_the_same_series_and_builds_no_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No trace exporter: no SDK tracer provider, so not one span object; the duration
+    histogram has the same attributes as with tracing (route, status, error type)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    _setup.reset()
+    started: list[str] = []
+    original = SdkTracer.start_span
+
+    def counting(self: SdkTracer, name: str, *args: object, **kwargs: object) -> object:
+        started.append(name)
+        return original(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SdkTracer, "start_span", counting)
+    reader = InMemoryMetricReader()
+    tel = otel.configure("trawl-test", service_version="0", metric_readers=[reader])
+    try:
+        assert tel.enabled and tel.tracer_provider is None
+        assert not isinstance(trace.get_tracer_provider(), SdkTracerProvider)
+        transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/items/1")).status_code == 200
+            assert (await client.get("/nope")).status_code == 404
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/boom")).status_code == 500
+        assert started == []
+        env = Env(tel, InMemorySpanExporter(), reader, None)  # type: ignore[arg-type]
+        points = {
+            (p.get("http.route"), p.get("http.response.status_code"), p.get("error.type"))
+            for p in _points(env)
+        }
+        assert points == {
+            ("/items/{item_id}", 200, None),
+            (None, 404, None),
+            ("/boom", None, "RuntimeError"),  # raised through us: the 500 is sent outside
+        }
+    finally:
+        _setup.reset()
+
+
+@pytest.mark.parametrize(("ratio", "enabled"), [("0", False), ("1", True)])
+async def test_contrib_instrumentation_is_off_inside_an_unsampled_request(
+    ratio: str, enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a parent-based sampler nothing inside an unsampled request can be sampled: the
+    contrib instrumentations (SQLAlchemy, Redis) are told to skip it; a sampled one keeps them."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
+    _setup.reset()
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    otel.configure("trawl-test", service_version="0", span_exporter=spans, metric_readers=[reader])
+    try:
+        transport = httpx.ASGITransport(app=_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.get("/instrumented")
+        assert r.status_code == 200
+        assert r.json() is enabled
+        env = Env(otel.Telemetry("t", ""), spans, reader, None)  # type: ignore[arg-type]
+        assert [p.get("http.route") for p in _points(env)] == ["/instrumented"]  # measured
+    finally:
+        _setup.reset()
+
+
+@pytest.mark.parametrize(("ratio", "enabled"), [("0", False), ("1", True)])
+def test_quiet_unless_sampled(ratio: str, enabled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's attempts do as the middleware: an unsampled span turns the contrib
+    instrumentations off inside it, a sampled one leaves them on, and it ends with the block."""
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
+    _setup.reset()
+    otel.configure("trawl-test", service_version="0", span_exporter=InMemorySpanExporter())
+    try:
+        with (
+            trace.get_tracer("t").start_as_current_span("attempt") as span,
+            otel.quiet_unless_sampled(span),
+        ):
+            assert is_instrumentation_enabled() is enabled
+        assert is_instrumentation_enabled()
+    finally:
+        _setup.reset()

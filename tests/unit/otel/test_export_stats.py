@@ -141,3 +141,15 @@ def test_reset_clears_counts() -> None:
     assert stats.snapshot()["metrics"]["export_failed"] == 3
     stats.reset()
     assert stats.snapshot()["metrics"]["export_failed"] == 0
+
+
+def test_log_batch_delay_defaults_to_200_ms_and_the_env_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first stage of the < 1 s log-latency budget (docs/telemetry.md, "Log latency")."""
+    from otel.export_stats import LOG_SCHEDULE_DELAY_MS, log_schedule_delay_ms
+
+    monkeypatch.delenv("OTEL_BLRP_SCHEDULE_DELAY", raising=False)
+    assert log_schedule_delay_ms() == LOG_SCHEDULE_DELAY_MS == 200.0
+    monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "750")
+    assert log_schedule_delay_ms() is None  # None: the SDK reads the variable itself
