@@ -167,13 +167,18 @@ async def _claim(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job
     first claim also starts the job and writes its ``job.started`` event.
 
     Only a job read as ``queued`` can be started (a job never goes back to queued), so the
-    other claims of a job write the task row alone: one statement, and no lock on the job row
-    (which a cancel takes first). A cancel committed before the claim has cancelled the queued
-    task, so the guarded claim fails; one committed later is seen at the settle."""
+    other claims of a job write the task row alone: one statement, and no lock on the job row.
+    A first claim locks the job row before the task row, in the order a cancel takes them (job,
+    then its queued tasks), so the two never deadlock. A cancel committed before the claim has
+    cancelled the queued task, so the guarded claim fails (and rolls the start back); one
+    committed later is seen at the settle."""
+    started = job.status == JobStatus.QUEUED and await repository.mark_job_started(
+        session, job.id
+    )
     if not await repository.claim_task(session, task.id, ctx.worker_id):
         await session.rollback()
         return False
-    if job.status == JobStatus.QUEUED and await repository.mark_job_started(session, job.id):
+    if started:
         await session.refresh(job)  # running now: the event carries it
         await events.on_started(session, job)  # outbox, same transaction
     await session.commit()

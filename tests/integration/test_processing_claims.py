@@ -8,21 +8,24 @@ domain's politeness slot, so the slot leaked until its lease ran out and the dom
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text, update
 
 from app.auth import service as auth_service
 from app.auth.schemas import ApiKeyCreate
 from app.db import Database
 from app.ids import new_id
 from app.job import processing, repository
-from app.job.models import Job, Task
+from app.job.models import Job, JobStatus, Task, TaskStatus
 from app.queue.politeness import Politeness
-from tests.support.config import make_settings
+from tests.support.config import TEST_DB, make_settings
 from tests.support.databases import Databases
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -127,3 +130,75 @@ async def test_a_task_waiting_for_its_domain_is_deferred_and_stays_queued(
         finally:
             await redis.aclose()
             await db.dispose()
+
+
+@pytest.mark.skipif(TEST_DB != "postgres", reason="row locks: PostgreSQL only (SQLite locks the file)")
+async def test_a_first_claim_and_a_cancel_take_their_locks_in_one_order(
+    databases: Databases, redis_url: str
+) -> None:
+    """A cancel locks the job row, then its queued tasks. A job's first claim used to lock the
+    task row, then the job row: the two deadlocked, and PostgreSQL aborted one. Now the claim
+    waits behind the cancel's job lock holding nothing, and loses cleanly once it commits."""
+    settings = make_settings(await databases.anew(), redis_url)
+    db = Database(settings.sqlalchemy_url)
+    redis = Redis.from_url(redis_url)
+    politeness = Politeness(redis, settings.redis_prefix, concurrency=1, rate_per_s=1000.0)
+    domain = f"order-{uuid.uuid4().hex[:6]}.example:8080"
+    async with httpx.AsyncClient() as http:
+        ctx = processing.WorkerContext(
+            settings=settings, db=db, politeness=politeness, http=http, worker_id="w"
+        )
+        try:
+            async with db.session() as session:
+                key, _ = await auth_service.create_key(session, ApiKeyCreate(name="order"))
+                job = Job(
+                    id=new_id("job"),
+                    api_key_id=key.id,
+                    request_hash="h",
+                    extract={"fields": {"t": {"selector": "h1"}}},
+                    options={},
+                    total_tasks=1,
+                )
+                task = Task(
+                    id=new_id("tsk"),
+                    job_id=job.id,
+                    position=0,
+                    url=f"http://{domain}/p",
+                    domain=domain,
+                    max_attempts=3,
+                )
+                session.add_all([job, task])
+                await session.commit()
+            async with db.session() as session:
+                mine = await session.get(Task, task.id)
+                my_job = await session.get(Job, job.id)
+                assert mine is not None and my_job is not None
+                async with db.transaction() as cancel:
+                    # the cancel's first half: the job row, locked
+                    await cancel.execute(
+                        update(Job).where(Job.id == job.id).values(status=JobStatus.CANCELLING)
+                    )
+                    claim = asyncio.create_task(processing._claim(ctx, session, mine, my_job))
+                    # the claim is now blocked on a lock (its own connection shows it waiting)
+                    await eventually(lambda: _waiting_on_a_lock(db), 10, what="the claim waiting on a row lock")
+                    # the cancel's second half must not deadlock with it
+                    assert await repository.cancel_queued_tasks(cancel, job.id) == 1
+                assert await asyncio.wait_for(claim, timeout=10) is False
+            async with db.session() as session:
+                after = await session.get(Task, task.id)
+                assert after is not None and after.status == TaskStatus.CANCELLED
+                assert after.worker_id is None
+        finally:
+            await redis.aclose()
+            await db.dispose()
+
+
+async def _waiting_on_a_lock(db: Database) -> bool:
+    async with db.session() as probe:
+        waiting = await probe.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
