@@ -132,7 +132,9 @@ async def test_a_task_waiting_for_its_domain_is_deferred_and_stays_queued(
             await db.dispose()
 
 
-@pytest.mark.skipif(TEST_DB != "postgres", reason="row locks: PostgreSQL only (SQLite locks the file)")
+@pytest.mark.skipif(
+    TEST_DB != "postgres", reason="row locks: PostgreSQL only (SQLite locks the file)"
+)
 async def test_a_first_claim_and_a_cancel_take_their_locks_in_one_order(
     databases: Databases, redis_url: str
 ) -> None:
@@ -180,7 +182,9 @@ async def test_a_first_claim_and_a_cancel_take_their_locks_in_one_order(
                     )
                     claim = asyncio.create_task(processing._claim(ctx, session, mine, my_job))
                     # the claim is now blocked on a lock (its own connection shows it waiting)
-                    await eventually(lambda: _waiting_on_a_lock(db), 10, what="the claim waiting on a row lock")
+                    await eventually(
+                        lambda: _waiting_on_a_lock(db), 10, what="the claim waiting on a row lock"
+                    )
                     # the cancel's second half must not deadlock with it
                     assert await repository.cancel_queued_tasks(cancel, job.id) == 1
                 assert await asyncio.wait_for(claim, timeout=10) is False
