@@ -77,9 +77,10 @@ async def get_caller(
     digest = auth_service.presented_hash(authorization)
     caller = services.keys.get(digest)
     if caller is None:
+        generation = services.keys.generation
         async with services.db.session() as session:
             caller = auth_service.caller_of(await auth_service.live_key(session, digest))
-        services.keys.put(digest, caller)
+        services.keys.put(digest, caller, generation)
     _identify(request, caller.id)
     return caller
 

@@ -36,6 +36,9 @@ class KeyCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
+        #: bumped by every invalidation: a lookup that began before one must not store what
+        #: it read (the key may have been revoked between its SQL read and its ``put``)
+        self.generation = 0
 
     def get(self, key_hash: str) -> Caller | None:
         entry = self._entries.get(key_hash)
@@ -46,8 +49,10 @@ class KeyCache:
             return None
         return entry[1]
 
-    def put(self, key_hash: str, caller: Caller) -> None:
-        if self.ttl_s <= 0:
+    def put(self, key_hash: str, caller: Caller, generation: int | None = None) -> None:
+        """Remember ``caller``; not when an invalidation happened since ``generation`` (read
+        before the lookup that found it)."""
+        if self.ttl_s <= 0 or (generation is not None and generation != self.generation):
             return
         self._entries[key_hash] = (time.monotonic() + self.ttl_s, caller)
         self._entries.move_to_end(key_hash)
@@ -55,7 +60,9 @@ class KeyCache:
             self._entries.popitem(last=False)
 
     def invalidate(self, key_id: str) -> None:
-        """Forget every entry of the key ``key_id`` (it was revoked)."""
+        """Forget every entry of the key ``key_id`` (it was revoked), and every lookup still
+        under way."""
+        self.generation += 1
         for digest in [d for d, (_, c) in self._entries.items() if c.id == key_id]:
             del self._entries[digest]
 

@@ -51,6 +51,16 @@ def test_revoking_a_key_drops_all_its_entries(clock: Clock) -> None:
     assert keys.get("h2").is_admin  # type: ignore[union-attr]
 
 
+def test_a_lookup_under_way_when_a_key_is_revoked_stores_nothing(clock: Clock) -> None:
+    keys = KeyCache(5.0)
+    before = keys.generation  # a request misses the cache and starts its SQL read...
+    keys.invalidate("key_1")  # ...the key is revoked meanwhile...
+    keys.put("h1", Caller("key_1", ("jobs",)), before)  # ...and the read found it still live
+    assert keys.get("h1") is None  # the next request reads SQL again, and is refused
+    keys.put("h1", Caller("key_1", ("jobs",)), keys.generation)  # a lookup begun after it
+    assert keys.get("h1") is not None
+
+
 def test_the_cache_is_bounded_oldest_first(clock: Clock) -> None:
     keys = KeyCache(5.0, max_entries=3)
     for i in range(5):
