@@ -172,9 +172,7 @@ async def _claim(ctx: WorkerContext, session: AsyncSession, task: Task, job: Job
     then its queued tasks), so the two never deadlock. A cancel committed before the claim has
     cancelled the queued task, so the guarded claim fails (and rolls the start back); one
     committed later is seen at the settle."""
-    started = job.status == JobStatus.QUEUED and await repository.mark_job_started(
-        session, job.id
-    )
+    started = job.status == JobStatus.QUEUED and await repository.mark_job_started(session, job.id)
     if not await repository.claim_task(session, task.id, ctx.worker_id):
         await session.rollback()
         return False
