@@ -32,7 +32,7 @@ from app.db.migrate import upgrade
 from app.embedded_redis import EmbeddedRedis, resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.health import HealthService
-from app.heap import freeze_startup_heap
+from app.heap import freeze_startup_heap, thaw_heap
 from app.job import checks as job_checks
 from app.job.gauges import QueueGauges
 from app.proxy import service as proxy_service
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
         try:
             yield
         finally:
+            thaw_heap()
             await runtime.stop(owns_telemetry=owns_telemetry)
 
     app = FastAPI(

@@ -29,7 +29,7 @@ from app.embedded_redis import resolve_redis_url
 from app.error_group.service import ErrorTracker
 from app.fetch.client import make_client
 from app.healthcheck import remove_alive_file, touch_alive_file
-from app.heap import freeze_startup_heap
+from app.heap import freeze_startup_heap, thaw_heap
 from app.job import tasks
 from app.job.gauges import QueueGauges
 from app.job.processing import WorkerContext
@@ -217,6 +217,7 @@ class Worker:
         log.info("worker started", extra={"trawl.worker.id": self.worker_id})
         await self._stopping.wait()
         log.info("worker draining", extra={"trawl.worker.active": len(self.ctx.active)})
+        thaw_heap()
         await self._drain(receiver, loops)
 
     async def _drain(self, receiver: asyncio.Task[None], loops: list[asyncio.Task[None]]) -> None:
