@@ -5,7 +5,7 @@ here the JSON handlers are in place first and uvicorn is told to leave logging a
 start-up lines, the access log and server errors are JSON lines like every other (the access
 log with the request's ``trace.id`` and ``http.request.id``). ``uvicorn app.main:create_app
 --factory`` still works: the app adopts uvicorn's loggers when it starts, after uvicorn's first
-few lines.
+few lines, and without the bound on request heads (app/http_protocol.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import uvicorn
 
 import otel
+from app.http_protocol import BoundedHttpToolsProtocol
 from app.settings import get_settings
 
 SERVICE_NAME = "trawl-api"
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         log_config=None,  # keep our handlers: uvicorn's loggers propagate to them
+        http=BoundedHttpToolsProtocol,  # httptools, with a bound on request heads
         access_log=not args.no_access_log,
     )
 
