@@ -397,6 +397,7 @@ async def _on_final_status(session: AsyncSession, job_id: str, status: TaskStatu
 
 async def _settle_exhausted(session: AsyncSession, task: Task) -> None:
     outcome = task.last_outcome or Outcome.TIMEOUT.value
+    await repository.lock_job(session, task.job_id)  # the cancel's lock order: job, then task
     done = await repository.settle_queued_task(
         session,
         task.id,

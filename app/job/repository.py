@@ -106,6 +106,13 @@ async def claim_task(session: AsyncSession, task_id: str, worker_id: str) -> boo
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def lock_job(session: AsyncSession, job_id: str) -> None:
+    """Lock the job row for this transaction (PostgreSQL; SQLite locks the whole file), before
+    a task row: a cancel locks the job, then its queued tasks, and taking the two in the other
+    order deadlocks with it."""
+    await session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
+
+
 async def mark_job_started(session: AsyncSession, job_id: str) -> bool:
     """queued → running; True for the one caller that moved it."""
     result = await session.execute(

@@ -135,12 +135,14 @@ async def test_a_task_waiting_for_its_domain_is_deferred_and_stays_queued(
 @pytest.mark.skipif(
     TEST_DB != "postgres", reason="row locks: PostgreSQL only (SQLite locks the file)"
 )
-async def test_a_first_claim_and_a_cancel_take_their_locks_in_one_order(
-    databases: Databases, redis_url: str
+@pytest.mark.parametrize("path", ["first-claim", "exhausted-settle"])
+async def test_the_worker_and_a_cancel_take_their_locks_in_one_order(
+    databases: Databases, redis_url: str, path: str
 ) -> None:
-    """A cancel locks the job row, then its queued tasks. A job's first claim used to lock the
-    task row, then the job row: the two deadlocked, and PostgreSQL aborted one. Now the claim
-    waits behind the cancel's job lock holding nothing, and loses cleanly once it commits."""
+    """A cancel locks the job row, then its queued tasks. A job's first claim, and the settle
+    of a task whose last attempt died with its worker, used to lock the task row, then the job
+    row: each deadlocked with a cancel, and PostgreSQL aborted one (the cancel answered 500).
+    Now they wait behind the cancel's job lock holding nothing, and find the task cancelled."""
     settings = make_settings(await databases.anew(), redis_url)
     db = Database(settings.sqlalchemy_url)
     redis = Redis.from_url(redis_url)
@@ -168,6 +170,8 @@ async def test_a_first_claim_and_a_cancel_take_their_locks_in_one_order(
                     url=f"http://{domain}/p",
                     domain=domain,
                     max_attempts=3,
+                    # exhausted: its last attempt died with its worker, and the reaper put it back
+                    attempt=3 if path == "exhausted-settle" else 0,
                 )
                 session.add_all([job, task])
                 await session.commit()
@@ -180,14 +184,20 @@ async def test_a_first_claim_and_a_cancel_take_their_locks_in_one_order(
                     await cancel.execute(
                         update(Job).where(Job.id == job.id).values(status=JobStatus.CANCELLING)
                     )
-                    claim = asyncio.create_task(processing._claim(ctx, session, mine, my_job))
-                    # the claim is now blocked on a lock (its own connection shows it waiting)
+                    worker = asyncio.create_task(
+                        processing._claim(ctx, session, mine, my_job)
+                        if path == "first-claim"
+                        else processing._process(ctx, session, mine, my_job)
+                    )
+                    # the worker is now blocked on a lock (its own connection shows it waiting)
                     await eventually(
-                        lambda: _waiting_on_a_lock(db), 10, what="the claim waiting on a row lock"
+                        lambda: _waiting_on_a_lock(db), 10, what="the worker waiting on a row lock"
                     )
                     # the cancel's second half must not deadlock with it
                     assert await repository.cancel_queued_tasks(cancel, job.id) == 1
-                assert await asyncio.wait_for(claim, timeout=10) is False
+                result = await asyncio.wait_for(worker, timeout=10)
+                if path == "first-claim":
+                    assert result is False
             async with db.session() as session:
                 after = await session.get(Task, task.id)
                 assert after is not None and after.status == TaskStatus.CANCELLED
