@@ -1,0 +1,1 @@
+"""Live alert drills (docs/monitoring/drills.md): ``python -m tests.drill``."""

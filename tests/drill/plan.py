@@ -1,0 +1,9 @@
+"""Which scenarios run in which lane. Lanes run in parallel; a lane runs its scenarios one after
+another, each fault removed (and its page resolved) before the next. Scenarios that would
+interfere (two faults on one queue, one database) are in separate lanes or in sequence."""
+
+from __future__ import annotations
+
+LANES: dict[str, list[str]] = {
+    "a": ["workers-stopped"],
+}
