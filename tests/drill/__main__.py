@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 from tests.drill import engine, extras, report
@@ -52,7 +51,7 @@ def run_lane(
         time.sleep(warmup_s)  # history for the rules' windows: not an assertion
         for sc_name in names:
             results.append(engine.run(lane, load, ALL[sc_name]()))
-    except Exception as exc:  # noqa: BLE001 - the lane's scenarios are reported as failed
+    except Exception as exc:
         tb = traceback.format_exc()
         print(f"[{name}] lane failed: {exc!r}\n{tb}", flush=True)
         done = {r["name"] for r in results}
@@ -74,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else None
     if only and (unknown := only - set(ALL)):
         parser.error(f"unknown scenarios: {sorted(unknown)}; known: {sorted(ALL)}")
-    plan = {
-        lane: [s for s in names if only is None or s in only] for lane, names in LANES.items()
-    }
+    plan = {lane: [s for s in names if only is None or s in only] for lane, names in LANES.items()}
     plan = {lane: names for lane, names in plan.items() if names}
     OUT.mkdir(parents=True, exist_ok=True)
     procs = Procs()

@@ -87,9 +87,7 @@ class Watch:
                 continue  # firing since before the scenario: not this fault's
             seen = self.alerts.get(name)
             if seen is None:
-                seen = self.alerts[name] = AlertSeen(
-                    name, a["labels"].get("severity", "?"), active
-                )
+                seen = self.alerts[name] = AlertSeen(name, a["labels"].get("severity", "?"), active)
             seen.active_at = min(seen.active_at, active)
             if a["state"] == "firing" and seen.firing_at is None:
                 seen.firing_at = now
@@ -106,7 +104,7 @@ def _poll_until(watch: Watch, done: Callable[[], bool], timeout_s: float) -> boo
     while True:
         try:
             watch.poll()
-        except Exception:  # noqa: BLE001, S110 - a scrape of the sink failing once is retried
+        except Exception:
             pass
         if done():
             return True
@@ -127,7 +125,7 @@ def lost(lane: Lane, load: Load, t0: float, t1: float) -> tuple[int, int, list[s
 
     def open_jobs() -> list[list[str]]:
         return lane.pg.sql(
-            f"SELECT id, status FROM job WHERE id IN ({quoted}) "  # noqa: S608 - our own ids
+            f"SELECT id, status FROM job WHERE id IN ({quoted}) "
             "AND status NOT IN ('completed','failed','cancelled')"
         )
 
@@ -136,14 +134,14 @@ def lost(lane: Lane, load: Load, t0: float, t1: float) -> tuple[int, int, list[s
     while time.monotonic() < deadline:
         try:
             still = open_jobs()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             notes.append(f"SQL: {exc}")
             time.sleep(3)
             continue
         if not still:
             break
         time.sleep(3)
-    present = {r[0] for r in lane.pg.sql(f"SELECT id FROM job WHERE id IN ({quoted})")}  # noqa: S608
+    present = {r[0] for r in lane.pg.sql(f"SELECT id FROM job WHERE id IN ({quoted})")}
     absent = [i for i in ids if i not in present]
     lost_jobs = len(still) + len(absent)
     if still:
@@ -154,7 +152,7 @@ def lost(lane: Lane, load: Load, t0: float, t1: float) -> tuple[int, int, list[s
         "count(d.id) FILTER (WHERE d.status = 'dead') "
         "FROM job j LEFT JOIN webhook_delivery d ON d.job_id = j.id "
         "AND d.event_type = 'job.' || j.status "
-        f"WHERE j.id IN ({quoted}) AND j.status IN ('completed','failed','cancelled') "  # noqa: S608
+        f"WHERE j.id IN ({quoted}) AND j.status IN ('completed','failed','cancelled') "
         "GROUP BY j.id, j.status"
     )
     no_row = [r[0] for r in rows if r[2] == "0"]
@@ -195,6 +193,7 @@ def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
     t_inj = time.time()
     out["injected_at"] = t_inj
     watch = Watch(lane, t_inj)
+    ctx["watch"] = watch
     try:
         sc.inject(lane, load, ctx)
         wanted = [(e.alertname, r) for e in sc.expected for r in e.receivers]
@@ -228,19 +227,20 @@ def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
         out["resolved_at"] = max(times) if times and resolved else None
         if sc.after is not None:
             failures.extend(sc.after(lane, load, ctx))
+        out["notes"].extend(ctx.get("notes_out", []))
         lj, lw, lnotes = lost(lane, load, t_inj - 30, t_rem)
         out["lost_jobs"], out["lost_webhooks"] = lj, lw
         out["notes"].extend(lnotes)
         if lj or lw:
             failures.append(f"lost: {lj} jobs, {lw} webhook events")
-    except Exception as exc:  # noqa: BLE001 - a scenario's failure is reported, not fatal
+    except Exception as exc:
         failures.append(f"error: {exc!r}")
         out["notes"].append(traceback.format_exc()[-1500:])
         try:
             if out["removed_at"] is None:
                 out["removed_at"] = time.time()
                 sc.remove(lane, load, ctx)
-        except Exception as exc2:  # noqa: BLE001
+        except Exception as exc2:
             failures.append(f"remove failed: {exc2!r}")
     names = {e.alertname for e in sc.expected}
     out["alerts_firing"] = [
@@ -263,7 +263,7 @@ def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
         if e.condition is not None:
             try:
                 c = e.condition(lane, ctx)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 out["notes"].append(f"condition time of {e.alertname}: {exc!r}")
         if c is None and e.alertname in watch.alerts:
             c = watch.alerts[e.alertname].active_at

@@ -31,7 +31,7 @@ def panels(lane: Lane | None) -> dict[str, Any]:
             lane.prom_url, {"env": ENVIRONMENT, "service": "trawl-api"}
         )
         return result
-    except Exception as exc:  # noqa: BLE001 - reported, the drill goes on
+    except Exception as exc:
         return {"error": repr(exc), "traceback": traceback.format_exc()[-1500:]}
 
 
@@ -42,7 +42,7 @@ def query_cost(workdir: Path) -> dict[str, Any]:
     try:
         result: dict[str, Any] = mod.run_query_cost(workdir)
         return result
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return {"error": repr(exc), "traceback": traceback.format_exc()[-1500:]}
 
 
@@ -54,5 +54,5 @@ def timeline(report: dict[str, Any], out: Path) -> None:
     try:
         mod.render_svg(report, out)
         print(f"timeline: {out}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"timeline failed: {exc!r}")

@@ -72,7 +72,11 @@ class Load:
         body = {
             "urls": [self.lane.site.url(f"/page/{n}"), self.lane.site.url(f"/page/{n}b")],
             "extract": {"fields": FIELDS},
-            "options": {"timeout_s": 5, "max_retries": 2, **({"proxy_pool": POOL} if pooled else {})},
+            "options": {
+                "timeout_s": 5,
+                "max_retries": 2,
+                **({"proxy_pool": POOL} if pooled else {}),
+            },
             "webhook_url": self.lane.webhook.url(),
         }
         try:

@@ -165,9 +165,7 @@ def missing(expected: list[dict[str, Any]], notes: list[Notification]) -> list[s
     return out
 
 
-def unexpected_critical(
-    notes: list[Notification], allowed: set[str], since: float
-) -> list[str]:
+def unexpected_critical(notes: list[Notification], allowed: set[str], since: float) -> list[str]:
     """Critical alerts notified (firing) after ``since`` that the scenario did not expect."""
     return sorted(
         {

@@ -5,5 +5,8 @@ interfere (two faults on one queue, one database) are in separate lanes or in se
 from __future__ import annotations
 
 LANES: dict[str, list[str]] = {
-    "a": ["workers-stopped"],
+    "a": ["workers-stopped", "worker-killed", "telemetry-silent"],
+    "b": ["webhook-receiver-down", "new-error-group", "api-blocked"],
+    "c": ["proxies-banned", "targets-failing"],
+    "d": ["postgres-down", "escalation", "redis-down"],
 }

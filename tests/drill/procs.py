@@ -105,7 +105,7 @@ def wait_until(check: object, timeout_s: float, what: str, interval: float = 0.2
             if value:
                 return value
             last = value
-        except Exception as exc:  # noqa: BLE001 - a server still starting
+        except Exception as exc:
             last = exc
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what}: not after {timeout_s:.0f}s (last: {last!r})")

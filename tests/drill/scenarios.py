@@ -25,43 +25,22 @@ TICKET = ["tickets"]
 ESCALATION_FOR = "2m"
 
 
-def _oldest_ready_plus_5m(lane: Lane, ctx: dict[str, Any]) -> float | None:
-    """When the oldest task that waited through the outage passed 5 minutes ready."""
-    return ctx.get("oldest_ready_at", None) and float(ctx["oldest_ready_at"]) + 300.0
-
-
-# ---------------------------------------------------------------- 4. workers stopped
-def _stop_workers(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-    for i, p in list(lane.workers.items()):
-        p.signal(signal.SIGTERM)
-    for p in lane.workers.values():
-        p.popen.wait(timeout=60)
-    # the oldest task left ready (queued) once the workers are gone: its ready time
-    def oldest() -> float | None:
-        rows = lane.pg.sql(
-            "SELECT extract(epoch FROM min(next_attempt_at)) FROM task WHERE status = 'queued'"
-        )
-        return float(rows[0][0]) if rows and rows[0][0] else None
-
-    ctx["oldest"] = oldest
-
-
 def _start_workers(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
     for i in list(lane.workers):
         lane.start_worker(i)
 
 
 def _queue_condition(lane: Lane, ctx: dict[str, Any]) -> float | None:
-    return ctx.get("oldest_ready_at_plus_5m")
-
-
-def _record_oldest(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-    pass
+    value = ctx.get("oldest_ready_at_plus_5m")
+    return float(value) if value is not None else None
 
 
 def workers_stopped() -> Scenario:
     def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-        _stop_workers(lane, load, ctx)
+        for p in lane.workers.values():
+            p.signal(signal.SIGTERM)
+        for p in lane.workers.values():
+            p.popen.wait(timeout=60)
         # jobs keep coming: the first one after the stop is the oldest ready task
         t = time.time()
         wait_until(lambda: load.since(t), 60, "a job submitted after the stop")
@@ -83,18 +62,480 @@ def workers_stopped() -> Scenario:
         remove=_start_workers,
         notify_timeout_s=480,
         resolve_timeout_s=240,
-        tolerated={"TrawlNoLiveWorkers"},
+        tolerated={"TrawlNoLiveWorkers", "TrawlCanaryFailing"},
         notes=[
             "Stopped workers also stop reporting: TrawlServiceSilent{service_name=trawl-worker} "
             "pages and, by design, inhibits TrawlNoLiveWorkers (the same fact; alertmanager.yml "
             "inhibit_rules). TrawlNoLiveWorkers is tolerated: it may notify first when it "
             "reaches Alertmanager before the silence does.",
+            "TrawlCanaryFailing is tolerated: with no worker the canary's job never finishes "
+            "(two failed runs take about 2.5 minutes).",
             "TrawlQueueStuck counts from the oldest ready task passing 5 minutes (its ready "
             "time from SQL + 300 s).",
         ],
     )
 
 
+# ---------------------------------------------------------------- 3. webhook receiver down
+def _last_webhook_success(lane: Lane) -> float | None:
+    rows = lane.pg.sql(
+        "SELECT extract(epoch FROM max(started_at)) FROM webhook_attempt WHERE outcome = 'success'"
+    )
+    return float(rows[0][0]) if rows and rows[0][0] else None
+
+
+def webhook_receiver_down() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        lane.webhook.down()
+
+    def condition(lane: Lane, ctx: dict[str, Any]) -> float | None:
+        last = ctx.get("last_success")
+        return None if last is None else float(last) + 300.0
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        # the last success before the outage (for the condition time), read before recovery
+        ctx["last_success"] = _last_webhook_success(lane)
+        lane.webhook.up()
+        # the runbook's remedy for dead letters: redeliver them once the endpoint works
+        dead = [r[0] for r in lane.pg.sql("SELECT id FROM webhook_delivery WHERE status='dead'")]
+        ctx["redelivered"] = len(dead)
+        for did in dead:
+            httpx.post(
+                f"{lane.api_url}/v1/webhook-deliveries/{did}/redeliver",
+                headers=lane.headers(),
+                timeout=10,
+            )
+
+    def after(lane: Lane, load: Load, ctx: dict[str, Any]) -> list[str]:
+        def settled() -> bool:
+            rows = lane.pg.sql(
+                "SELECT count(*) FROM webhook_delivery WHERE status NOT IN ('succeeded')"
+            )
+            return rows[0][0] == "0"
+
+        try:
+            wait_until(settled, 120, "every webhook delivery succeeded", interval=3)
+        except TimeoutError:
+            rows = lane.pg.sql("SELECT status, count(*) FROM webhook_delivery GROUP BY status")
+            return [f"webhook deliveries not all succeeded after redelivery: {rows}"]
+        ctx.setdefault("notes_out", []).append(
+            f"{ctx.get('redelivered', 0)} dead deliveries redelivered after the receiver came "
+            f"back; all deliveries succeeded; {lane.webhook.duplicates()} duplicate receipts "
+            "(at-least-once: a retry of an attempt whose answer was lost)"
+        )
+        return []
+
+    return Scenario(
+        name="webhook-receiver-down",
+        title="The clients' webhook endpoint goes down (port closed): not moving, dead letters",
+        expected=[
+            Expect("TrawlWebhooksNotMoving", PAGE, held=True, condition=condition),
+            Expect("TrawlWebhookDeadLetters", CHAT, resolve=False),
+        ],
+        inject=inject,
+        remove=remove,
+        after=after,
+        notify_timeout_s=480,
+        resolve_timeout_s=180,
+        tolerated={"TrawlWebhookDeliveryBudgetBurn"},
+        notes=[
+            "Retry schedule shortened through settings: TRAWL_WEBHOOK_RETRY_SCHEDULE_S=[5, 10, 20] "
+            "(production: 5 s ... 8 h, about 16 h in all), so deliveries go dead within a minute.",
+            "TrawlWebhooksNotMoving holds a duration (5 minutes of attempts without a success): "
+            "its budget counts from the last success + 5 min (from SQL).",
+            "TrawlWebhookDeliveryBudgetBurn (critical) is tolerated: with the shortened schedule "
+            "every delivery goes dead, which burns the webhook-delivery SLO as it should.",
+            "TrawlWebhookDeadLetters resolves 15 minutes after the last dead letter (its window): "
+            "its resolved notification is not awaited.",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 10. worker SIGKILLed mid-task
+def worker_killed() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        urls = [lane.site.url(f"/slow?delay=12&n={i}") for i in range(4)]
+        r = httpx.post(
+            f"{lane.api_url}/v1/jobs",
+            json={"urls": urls, "extract": {"fields": {"title": {"selector": "title"}}},
+                  "options": {"timeout_s": 30, "max_retries": 3},
+                  "webhook_url": lane.webhook.url("/hooks/killed")},
+            headers=lane.headers(), timeout=10,
+        )  # fmt: skip
+        r.raise_for_status()
+        job_id = str(r.json()["id"])
+        ctx["job_id"] = job_id
+
+        def running() -> list[list[str]]:
+            return lane.pg.sql(
+                f"SELECT worker_id FROM task WHERE job_id = '{job_id}' AND status = 'running'"
+            )
+
+        rows = wait_until(running, 60, "a task of the slow job running")
+        assert isinstance(rows, list)
+        worker_id = rows[0][0]
+        victim = next(
+            (i for i, p in lane.workers.items() if str(p.pid) in worker_id),
+            next(iter(lane.workers)),
+        )
+        ctx["victim"] = (victim, worker_id)
+        lane.workers[victim].signal(signal.SIGKILL)
+        lane.workers[victim].popen.wait(timeout=10)
+        # the supervisor (compose restart policy, systemd) starts it again
+        lane.start_worker(victim)
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        pass
+
+    def after(lane: Lane, load: Load, ctx: dict[str, Any]) -> list[str]:
+        job_id = ctx["job_id"]
+        failures: list[str] = []
+
+        def finished() -> bool:
+            rows = lane.pg.sql(f"SELECT status FROM job WHERE id = '{job_id}'")
+            return rows[0][0] in ("completed", "failed", "cancelled")
+
+        try:
+            wait_until(finished, 180, "the slow job finished", interval=2)
+        except TimeoutError:
+            return [f"job {job_id} not finished 180 s after the kill"]
+        tasks = lane.pg.sql(
+            f"SELECT status, attempt FROM task WHERE job_id = '{job_id}' ORDER BY position"
+        )
+        job = lane.pg.sql(
+            f"SELECT status, succeeded_tasks, failed_tasks, total_tasks FROM job WHERE id = '{job_id}'"  # noqa: E501
+        )[0]
+        if job[0] != "completed" or job[1] != "4" or job[3] != "4":
+            failures.append(f"job after the kill: {job} tasks {tasks}")
+        events = lane.pg.sql(
+            f"SELECT id, status FROM webhook_delivery WHERE job_id = '{job_id}' "
+            "AND event_type = 'job.completed'"
+        )
+        if len(events) != 1:
+            failures.append(f"job.completed outbox rows: {len(events)} (want 1)")
+        else:
+            wid = events[0][0]
+            try:
+                wait_until(lambda: lane.webhook.received[wid] >= 1, 60, "job.completed delivered")
+            except TimeoutError:
+                failures.append("job.completed never delivered")
+            if lane.webhook.received[wid] > 1:
+                failures.append(f"job.completed delivered {lane.webhook.received[wid]} times")
+        ctx.setdefault("notes_out", []).append(
+            f"killed worker {ctx['victim'][1]}; job {job_id}: {job[0]}, tasks (status, attempt) "
+            f"{tasks}"
+        )
+        return failures
+
+    return Scenario(
+        name="worker-killed",
+        title="A worker is SIGKILLed mid-task: task reaped, completed once, nothing lost",
+        expected=[Expect("TrawlTasksReaped", CHAT, resolve=False)],
+        inject=inject,
+        remove=remove,
+        after=after,
+        notify_timeout_s=240,
+        resolve_timeout_s=0,
+        notes=[
+            "The killed worker is started again at once (as a restart policy would); its task "
+            "is reaped after TRAWL_STALE_AFTER_S (30 s) without a heartbeat and retried.",
+            "TrawlTasksReaped (warning) counts reaps over 10 minutes: it resolves 10 minutes "
+            "later, so its resolved notification is not awaited.",
+            "Checked in SQL: the job completed with 4 of 4 tasks succeeded; exactly one "
+            "job.completed event in the outbox, delivered once.",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 7. a new kind of exception
+def new_error() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        lane.site.mode = "bogus_charset"
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        lane.site.mode = "ok"
+
+    return Scenario(
+        name="new-error-group",
+        title="Target pages declare an unknown charset: a new exception type, a new error group",
+        expected=[Expect("TrawlNewErrorGroup", TICKET, resolve=False)],
+        inject=inject,
+        remove=remove,
+        notify_timeout_s=240,
+        resolve_timeout_s=0,
+        notes=[
+            "Injection: the demo pages answer `Content-Type: text/html; charset=x-drill-unknown`;"
+            " decoding the body raises LookupError in the worker, an exception no group knows.",
+            "TrawlNewErrorGroup is a ticket (e-mail, group_wait 1 min); it resolves when the "
+            "group is 15 minutes old (`offset 15m`), so its resolved notification is not awaited.",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 11. API event loop blocked
+def api_stopped() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        assert lane.api is not None
+        lane.api.signal(signal.SIGSTOP)
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        assert lane.api is not None
+        lane.api.signal(signal.SIGCONT)
+        if not lane.api.alive():
+            raise RuntimeError("the API did not survive SIGSTOP")
+
+    return Scenario(
+        name="api-blocked",
+        title="The API process is frozen (SIGSTOP): probe and heartbeat alerts page",
+        expected=[Expect("TrawlApiNotReady", PAGE), Expect("TrawlServiceSilent", PAGE)],
+        inject=inject,
+        remove=remove,
+        notify_timeout_s=200,
+        tolerated={"TrawlCanaryFailing", "TrawlApiAvailabilityBudgetBurn", "TrawlApiSlow"},
+        notes=[
+            "SIGSTOP freezes the exporter thread too, so no sample arrives: the heartbeat alert "
+            "that pages is TrawlServiceSilent{service_name=trawl-api}; TrawlProcessStuck (a "
+            "frozen heartbeat while samples still arrive) needs an in-process hang, which the "
+            "app has no debug hook for.",
+            "TrawlCanaryFailing is inhibited by TrawlApiNotReady (tolerated if it races).",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 8. telemetry stops
+def telemetry_silent() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        for hop in lane.hops:
+            hop.signal(signal.SIGUSR1)  # blackhole: scrapes of the workers time out
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        # while the service is silent: alerts computed from its data must be inhibited
+        inhibited = []
+        leaked = []
+        for a in lane.am_alerts():
+            labels = a.get("labels", {})
+            if labels.get("data_source") != "trawl-worker" or labels.get("alertname") in (
+                "TrawlServiceSilent",
+                "TrawlEscalation",
+            ):
+                continue
+            if a.get("status", {}).get("inhibitedBy"):
+                inhibited.append(labels["alertname"])
+            elif a.get("status", {}).get("state") == "active":
+                leaked.append(labels["alertname"])
+        ctx["inhibited"], ctx["leaked"] = inhibited, leaked
+        for hop in lane.hops:
+            hop.signal(signal.SIGUSR2)
+
+    def after(lane: Lane, load: Load, ctx: dict[str, Any]) -> list[str]:
+        sc_notes = ctx.setdefault("notes_out", [])
+        sc_notes.append(f"inhibited while silent: {sorted(set(ctx.get('inhibited', [])))}")
+        if ctx.get("leaked"):
+            return [f"alerts of the silent service's data not inhibited: {ctx['leaked']}"]
+        return []
+
+    return Scenario(
+        name="telemetry-silent",
+        title="The workers stop reporting telemetry (their metrics path blackholed)",
+        expected=[Expect("TrawlServiceSilent", PAGE)],
+        inject=inject,
+        remove=remove,
+        after=after,
+        notify_timeout_s=200,
+        tolerated={"TrawlNoLiveWorkers"},
+        notes=[
+            "Injection: the TCP hop between Prometheus and each worker's exporter drops every "
+            "byte (the scrape path's equivalent of a broken collector pipeline for one "
+            "service); the workers keep working.",
+            "Checked in Alertmanager while silent: every active alert with "
+            "data_source=trawl-worker is inhibited.",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 5. PostgreSQL unreachable
+def _pg_down(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+    lane.pg.stop()
+
+
+def _pg_up(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+    lane.pg.start()
+
+
+def postgres_down() -> Scenario:
+    return Scenario(
+        name="postgres-down",
+        title="PostgreSQL stops (fast shutdown): readiness, health components, API error SLO",
+        expected=[
+            Expect("TrawlApiNotReady", PAGE),
+            Expect("TrawlApiAvailabilityBudgetBurn", PAGE),
+            Expect("TrawlHealthComponentUnhealthy", CHAT, resolve=False),
+            Expect("PostgresDown", CHAT, resolve=False),
+        ],
+        inject=_pg_down,
+        remove=_pg_up,
+        notify_timeout_s=240,
+        tolerated={"TrawlCanaryFailing", "TrawlScrapesFailing", "TrawlServiceSilent"},
+        notes=[
+            "Warnings resolve at their route's next group_interval (5 min): their resolved "
+            "notifications are not awaited.",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 9. escalation
+def escalation() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        lane.set_escalation_for(ESCALATION_FOR)
+        lane.pg.stop()
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        lane.pg.start()
+
+    def after(lane: Lane, load: Load, ctx: dict[str, Any]) -> list[str]:
+        lane.set_escalation_for(None)
+        return []
+
+    def condition(lane: Lane, ctx: dict[str, Any]) -> float | None:
+        seen = ctx["watch"].alerts.get("TrawlApiNotReady")
+        if seen is None or seen.firing_at is None:
+            return None
+        return float(seen.firing_at) + 120.0
+
+    return Scenario(
+        name="escalation",
+        title="A critical alert left firing (PostgreSQL stopped): the secondary is notified",
+        expected=[
+            Expect("TrawlApiNotReady", PAGE),
+            Expect("TrawlEscalation", ["escalation"], held=True, condition=condition),
+        ],
+        inject=inject,
+        remove=remove,
+        after=after,
+        notify_timeout_s=420,
+        tolerated={
+            "TrawlCanaryFailing",
+            "TrawlScrapesFailing",
+            "TrawlServiceSilent",
+            "TrawlApiAvailabilityBudgetBurn",
+        },  # fmt: skip
+        notes=[
+            f"OVERRIDE: TrawlEscalation's `for:` shortened from 15m to {ESCALATION_FOR} in the "
+            "lane's copy of escalation.yml for this scenario only (reloaded before the fault, "
+            "restored after); no other rule, route or timing is changed.",
+            "TrawlEscalation's condition is 'the critical alert has fired for "
+            f"{ESCALATION_FOR}': its budget counts from TrawlApiNotReady's firing + "
+            f"{ESCALATION_FOR}.",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 6. Redis unreachable
+def redis_down() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        assert lane.redis is not None
+        lane.redis.signal(signal.SIGSTOP)
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        assert lane.redis is not None
+        lane.redis.signal(signal.SIGCONT)
+
+    return Scenario(
+        name="redis-down",
+        title="Redis stops answering (SIGSTOP of the lane's redis-server)",
+        expected=[
+            Expect("TrawlApiNotReady", PAGE),
+            Expect("RedisDown", CHAT, resolve=False),
+            Expect("TrawlHealthComponentUnhealthy", CHAT, resolve=False),
+        ],
+        inject=inject,
+        remove=remove,
+        notify_timeout_s=240,
+        tolerated={"TrawlCanaryFailing", "TrawlNoLiveWorkers", "TrawlApiAvailabilityBudgetBurn"},
+        notes=[
+            "SIGSTOP rather than a shutdown: the queue's stream survives (a restarted Redis "
+            "without persistence would need the 5-minute SQL redispatch).",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 2. proxies banned
+def proxies_banned() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        for proxy in lane.proxies:
+            proxy.mode = "ban"
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        # the runbook's remedy: new proxies into the pool, the banned ones out
+        from tests.support.forward_proxy import ForwardProxy
+
+        old_ids = list(lane.proxy_ids)
+        lane.proxy_ids.clear()
+        for i in range(2):
+            proxy = ForwardProxy(f"{lane.name}-fresh-{i}").start()
+            lane.proxies.append(proxy)
+            lane.add_proxy(proxy)
+        for pid in old_ids:
+            httpx.delete(f"{lane.api_url}/v1/proxies/{pid}", headers=lane.headers(), timeout=10)
+
+    return Scenario(
+        name="proxies-banned",
+        title="Every proxy of the pool answers ban pages (403): pool exhausted, ban spike",
+        expected=[
+            Expect("TrawlProxyPoolExhausted", PAGE),
+            Expect("TrawlScrapesFailing", PAGE),
+            Expect("TrawlProxyBanRateSpike", CHAT, resolve=False),
+        ],
+        inject=inject,
+        remove=remove,
+        notify_timeout_s=540,
+        resolve_timeout_s=240,
+        tolerated={"TrawlScrapeSuccessBudgetBurn"},
+        notes=[
+            "TrawlProxyBanRateSpike holds for 5 minutes (evaluated every minute, against the "
+            "lane's whole history as its 1-day baseline).",
+            "Remedy: two fresh proxies added to the pool, the banned ones deleted (a dead proxy "
+            "is retried only after an hour).",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- 1. targets failing
+def targets_failing() -> Scenario:
+    def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        lane.site.mode = "fail_and_hang"
+
+    def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
+        lane.site.mode = "ok"
+
+    return Scenario(
+        name="targets-failing",
+        title="Target pages answer 503 or hang past the timeout: scrape-success burn",
+        expected=[Expect("TrawlScrapesFailing", PAGE)],
+        inject=inject,
+        remove=remove,
+        notify_timeout_s=300,
+        resolve_timeout_s=240,
+        tolerated={"TrawlProxyPoolExhausted", "TrawlScrapeSuccessBudgetBurn"},
+        notes=[
+            "Half of the demo jobs go through the proxy pool: a timeout through a proxy counts "
+            "against the proxy (app/proxy/health.py), so the pool cools down and pooled tasks "
+            "end no_proxy — the scrape-success SLO's bad outcome. 503s and direct timeouts are "
+            "the targets' part and do not burn it (docs/monitoring/slos.md).",
+        ],
+    )
+
+
 ALL = {
     "workers-stopped": workers_stopped,
+    "webhook-receiver-down": webhook_receiver_down,
+    "worker-killed": worker_killed,
+    "new-error-group": new_error,
+    "api-blocked": api_stopped,
+    "telemetry-silent": telemetry_silent,
+    "postgres-down": postgres_down,
+    "escalation": escalation,
+    "redis-down": redis_down,
+    "proxies-banned": proxies_banned,
+    "targets-failing": targets_failing,
 }

@@ -454,8 +454,10 @@ class Lane:
         # an alert sent before Prometheus has found Alertmanager waits for the resend delay
         # (1 min): the lane is ready only once it has
         wait_until(
-            lambda: self.query("prometheus_notifications_alertmanagers_discovered")[0]["value"][1]
-            == "1",
+            lambda: (
+                self.query("prometheus_notifications_alertmanagers_discovered")[0]["value"][1]
+                == "1"
+            ),
             60,
             "prometheus discovered alertmanager",
         )
@@ -502,12 +504,12 @@ class Lane:
         for proxy in self.proxies:
             try:
                 proxy.stop()
-            except Exception:  # noqa: BLE001, S110 - teardown goes on
+            except Exception:
                 pass
         self.proxies.clear()
         try:
             self.site.stop()
-        except Exception:  # noqa: BLE001, S110
+        except Exception:
             pass
         self.webhook.down()
         self.pg.stop()
