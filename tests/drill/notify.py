@@ -10,6 +10,7 @@ title where the channel has one.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -127,6 +128,8 @@ def _checked(
         n.problems.append(f"{receiver}: no runbook link")
     elif not url.startswith(("http://", "https://", "file://")):
         n.problems.append(f"{receiver}: runbook {url!r} is not a link")
+    elif url.startswith("file://") and not Path(url.removeprefix("file://")).is_file():
+        n.problems.append(f"{receiver}: runbook {url} does not exist")
     m = _TITLE.match(title.removeprefix("[Trawl ticket] "))
     if m and m.group(1) != "ESCALATION" and name and m.group(2) != name:
         n.problems.append(f"{receiver}: title names {m.group(2)}, runbook {name}")
