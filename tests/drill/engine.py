@@ -4,6 +4,7 @@ bookkeeping of the report (times, lost jobs and webhook events)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -102,10 +103,8 @@ class Watch:
 def _poll_until(watch: Watch, done: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
+        with contextlib.suppress(Exception):  # the sink or Prometheus busy once: next round
             watch.poll()
-        except Exception:
-            pass
         if done():
             return True
         if time.monotonic() >= deadline:
@@ -165,9 +164,8 @@ def lost(lane: Lane, load: Load, t0: float, t1: float) -> tuple[int, int, list[s
     return lost_jobs, len(no_row), notes
 
 
-def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
-    ctx: dict[str, Any] = {}
-    out: dict[str, Any] = {
+def _entry(lane: Lane, sc: Scenario) -> dict[str, Any]:
+    return {
         "name": sc.name,
         "title": sc.title,
         "lane": lane.name,
@@ -188,73 +186,55 @@ def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
         "failures": [],
         "notes": list(sc.notes),
     }
+
+
+def _steps(
+    lane: Lane, load: Load, sc: Scenario, watch: Watch, ctx: dict[str, Any], out: dict[str, Any]
+) -> None:
+    """Inject, wait for the notifications, remove, wait for the resolved ones, count losses."""
     failures: list[str] = out["failures"]
-    print(f"[{lane.name}] {sc.name}: inject", flush=True)
-    t_inj = time.time()
-    out["injected_at"] = t_inj
-    watch = Watch(lane, t_inj)
-    ctx["watch"] = watch
-    try:
-        sc.inject(lane, load, ctx)
-        wanted = [(e.alertname, r) for e in sc.expected for r in e.receivers]
-        ok = _poll_until(
-            watch, lambda: all(watch.got(a, r) for a, r in wanted), sc.notify_timeout_s
+    sc.inject(lane, load, ctx)
+    wanted = [(e.alertname, r) for e in sc.expected for r in e.receivers]
+    ok = _poll_until(watch, lambda: all(watch.got(a, r) for a, r in wanted), sc.notify_timeout_s)
+    if not ok:
+        failures.append(
+            "not notified within "
+            f"{sc.notify_timeout_s:.0f}s: {notify.missing(out['expected'], watch.notes)}"
         )
-        if not ok:
-            failures.append(
-                "not notified within "
-                f"{sc.notify_timeout_s:.0f}s: {notify.missing(out['expected'], watch.notes)}"
-            )
-        # a little longer: criticals that come with the fault but a bit later
-        _poll_until(watch, lambda: False, 20)
-        print(f"[{lane.name}] {sc.name}: remove", flush=True)
-        t_rem = time.time()
-        out["removed_at"] = t_rem
-        sc.remove(lane, load, ctx)
-        to_resolve = [(e.alertname, r) for e in sc.expected if e.resolve for r in e.receivers
-                      if r != "email-info"]  # fmt: skip
-        resolved = _poll_until(
-            watch,
-            lambda: all(watch.got(a, r, "resolved") for a, r in to_resolve),
-            sc.resolve_timeout_s,
-        )
-        out["resolved"] = bool(resolved and to_resolve) or (not to_resolve and ok)
-        if to_resolve and not resolved:
-            miss = [f"{a} → {r}" for a, r in to_resolve if not watch.got(a, r, "resolved")]
-            failures.append(f"no resolved notification within {sc.resolve_timeout_s:.0f}s: {miss}")
-        times = [n.received_at for n in watch.notes if n.status == "resolved"
-                 and any(n.alertname == a for a, _ in to_resolve)]  # fmt: skip
-        out["resolved_at"] = max(times) if times and resolved else None
-        if sc.after is not None:
-            failures.extend(sc.after(lane, load, ctx))
-        out["notes"].extend(ctx.get("notes_out", []))
-        lj, lw, lnotes = lost(lane, load, t_inj - 30, t_rem)
-        out["lost_jobs"], out["lost_webhooks"] = lj, lw
-        out["notes"].extend(lnotes)
-        if lj or lw:
-            failures.append(f"lost: {lj} jobs, {lw} webhook events")
-    except Exception as exc:
-        failures.append(f"error: {exc!r}")
-        out["notes"].append(traceback.format_exc()[-1500:])
-        try:
-            if out["removed_at"] is None:
-                out["removed_at"] = time.time()
-                sc.remove(lane, load, ctx)
-        except Exception as exc2:
-            failures.append(f"remove failed: {exc2!r}")
-    names = {e.alertname for e in sc.expected}
-    out["alerts_firing"] = [
-        {"alertname": a.alertname, "severity": a.severity, "active_at": a.active_at,
-         "firing_at": a.firing_at}
-        for a in sorted(watch.alerts.values(), key=lambda x: x.active_at)
-    ]  # fmt: skip
-    relevant = [n for n in watch.notes if n.received_at >= t_inj]
-    out["notifications"] = [n.as_dict() for n in relevant]
-    for n in relevant:
-        if n.alertname in names:
-            failures.extend(p for p in n.problems if p not in failures)
-    first = notify.first_by_receiver(relevant, names)
-    out["seconds_to_notify"] = notify.seconds_since(first, t_inj)
+    # a little longer: criticals that come with the fault but a bit later
+    _poll_until(watch, lambda: False, 20)
+    print(f"[{lane.name}] {sc.name}: remove", flush=True)
+    t_rem = time.time()
+    out["removed_at"] = t_rem
+    sc.remove(lane, load, ctx)
+    to_resolve = [(e.alertname, r) for e in sc.expected if e.resolve for r in e.receivers]
+    resolved = _poll_until(
+        watch,
+        lambda: all(watch.got(a, r, "resolved") for a, r in to_resolve),
+        sc.resolve_timeout_s,
+    )
+    out["resolved"] = bool(resolved and to_resolve) or (not to_resolve and ok)
+    if to_resolve and not resolved:
+        miss = [f"{a} → {r}" for a, r in to_resolve if not watch.got(a, r, "resolved")]
+        failures.append(f"no resolved notification within {sc.resolve_timeout_s:.0f}s: {miss}")
+    names = {a for a, _ in to_resolve}
+    times = [n.received_at for n in watch.notes if n.status == "resolved" and n.alertname in names]
+    out["resolved_at"] = max(times) if times and resolved else None
+    if sc.after is not None:
+        failures.extend(sc.after(lane, load, ctx))
+    out["notes"].extend(ctx.get("notes_out", []))
+    lj, lw, lnotes = lost(lane, load, out["injected_at"] - 30, t_rem)
+    out["lost_jobs"], out["lost_webhooks"] = lj, lw
+    out["notes"].extend(lnotes)
+    if lj or lw:
+        failures.append(f"lost: {lj} jobs, {lw} webhook events")
+
+
+def _conditions(
+    lane: Lane, sc: Scenario, watch: Watch, ctx: dict[str, Any], out: dict[str, Any]
+) -> dict[str, float]:
+    """When each held alert's condition became true: the scenario's own knowledge, else the
+    rule's active_at."""
     conds: dict[str, float] = {}
     for e in sc.expected:
         if not e.held:
@@ -269,17 +249,40 @@ def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
             c = watch.alerts[e.alertname].active_at
         if c is not None:
             conds[e.alertname] = c
+    return conds
+
+
+def _timings(
+    lane: Lane, sc: Scenario, watch: Watch, ctx: dict[str, Any], out: dict[str, Any]
+) -> None:
+    """Seconds to notify per receiver, the critical budget, unexpected criticals."""
+    failures: list[str] = out["failures"]
+    t_inj = out["injected_at"]
+    names = {e.alertname for e in sc.expected}
+    out["alerts_firing"] = [
+        {"alertname": a.alertname, "severity": a.severity, "active_at": a.active_at,
+         "firing_at": a.firing_at}
+        for a in sorted(watch.alerts.values(), key=lambda x: x.active_at)
+    ]  # fmt: skip
+    relevant = [n for n in watch.notes if n.received_at >= t_inj]
+    out["notifications"] = [n.as_dict() for n in relevant]
+    for n in relevant:
+        if n.alertname in names:
+            failures.extend(p for p in n.problems if p not in failures)
+    out["seconds_to_notify"] = notify.seconds_since(
+        notify.first_by_receiver(relevant, names), t_inj
+    )
+    conds = _conditions(lane, sc, watch, ctx, out)
     out["condition_true_at"] = min(conds.values()) if conds else None
     from_cond: dict[str, float] = {}
     for e in sc.expected:
         per = notify.first_by_receiver(relevant, {e.alertname})
         ref = conds.get(e.alertname) if e.held else t_inj
-        if e.held and e.alertname in conds:
-            for r, secs in notify.seconds_since(per, conds[e.alertname]).items():
-                from_cond[r] = min(secs, from_cond.get(r, secs))
         if ref is None:
             continue
         for receiver, secs in notify.seconds_since(per, ref).items():
+            if e.held:
+                from_cond[receiver] = min(secs, from_cond.get(receiver, secs))
             if notify.RECEIVER_SEVERITY.get(receiver) == "critical" and secs > CRITICAL_BUDGET_S:
                 failures.append(
                     f"{e.alertname} → {receiver}: after {secs:.0f}s from the "
@@ -290,6 +293,28 @@ def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
     out["unexpected_critical"] = unexpected
     if unexpected:
         failures.append(f"unexpected critical: {unexpected}")
-    out["ok"] = not failures
-    print(f"[{lane.name}] {sc.name}: {'ok' if out['ok'] else 'FAILED'} {failures}", flush=True)
+
+
+def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
+    """One scenario, start to end; never raises (a failure is in the entry)."""
+    out = _entry(lane, sc)
+    print(f"[{lane.name}] {sc.name}: inject", flush=True)
+    out["injected_at"] = time.time()
+    watch = Watch(lane, out["injected_at"])
+    ctx: dict[str, Any] = {"watch": watch}
+    try:
+        _steps(lane, load, sc, watch, ctx, out)
+    except Exception as exc:
+        out["failures"].append(f"error: {exc!r}")
+        out["notes"].append(traceback.format_exc()[-1500:])
+        try:
+            if out["removed_at"] is None:
+                out["removed_at"] = time.time()
+                sc.remove(lane, load, ctx)
+        except Exception as exc2:
+            out["failures"].append(f"remove failed: {exc2!r}")
+    _timings(lane, sc, watch, ctx, out)
+    out["ok"] = not out["failures"]
+    status = "ok" if out["ok"] else "FAILED"
+    print(f"[{lane.name}] {sc.name}: {status} {out['failures']}", flush=True)
     return out

@@ -10,8 +10,8 @@ title where the channel has one.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 RECEIVER_SEVERITY = {

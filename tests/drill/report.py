@@ -12,7 +12,8 @@ def failed(name: str, title: str, lane: str, why: str, tb: str = "") -> dict[str
         "condition_true_at": None, "removed_at": None, "expected": [], "alerts_firing": [],
         "notifications": [], "seconds_to_notify": {}, "seconds_from_condition": {},
         "unexpected_critical": [], "resolved": False, "resolved_at": None, "lost_jobs": 0,
-        "lost_webhooks": 0, "failures": [f"lane failed: {why}"], "notes": [tb[-1500:]] if tb else [],
+        "lost_webhooks": 0, "failures": [f"lane failed: {why}"],
+        "notes": [tb[-1500:]] if tb else [],
     }  # fmt: skip
 
 

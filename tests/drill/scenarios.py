@@ -62,7 +62,7 @@ def workers_stopped() -> Scenario:
         remove=_start_workers,
         notify_timeout_s=480,
         resolve_timeout_s=240,
-        tolerated={"TrawlNoLiveWorkers", "TrawlCanaryFailing"},
+        tolerated={"TrawlNoLiveWorkers", "TrawlCanaryFailing", "TrawlJobLatencyBudgetBurn"},
         notes=[
             "Stopped workers also stop reporting: TrawlServiceSilent{service_name=trawl-worker} "
             "pages and, by design, inhibits TrawlNoLiveWorkers (the same fact; alertmanager.yml "
@@ -70,6 +70,8 @@ def workers_stopped() -> Scenario:
             "reaches Alertmanager before the silence does.",
             "TrawlCanaryFailing is tolerated: with no worker the canary's job never finishes "
             "(two failed runs take about 2.5 minutes).",
+            "TrawlJobLatencyBudgetBurn (critical) is tolerated: jobs held over 5 minutes are the "
+            "job-latency SLO's bad events, so a stuck queue burns it as it should.",
             "TrawlQueueStuck counts from the oldest ready task passing 5 minutes (its ready "
             "time from SQL + 300 s).",
         ],
@@ -418,7 +420,7 @@ def escalation() -> Scenario:
             "TrawlScrapesFailing",
             "TrawlServiceSilent",
             "TrawlApiAvailabilityBudgetBurn",
-        },  # fmt: skip
+        },
         notes=[
             f"OVERRIDE: TrawlEscalation's `for:` shortened from 15m to {ESCALATION_FOR} in the "
             "lane's copy of escalation.yml for this scenario only (reloaded before the fault, "

@@ -11,6 +11,7 @@ addresses only. The blackbox and node exporters are shared by the lanes (statele
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -158,10 +159,8 @@ class Postgres:
         if self.proc is None:
             return
         pidfile = self.data / "postmaster.pid"
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(pidfile.read_text().split()[0]), signal.SIGINT)
-        except (OSError, ValueError):
-            pass
         try:
             self.proc.popen.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -502,15 +501,11 @@ class Lane:
     # ------------------------------------------------------------------ teardown
     def stop(self) -> None:
         for proxy in self.proxies:
-            try:
+            with contextlib.suppress(Exception):
                 proxy.stop()
-            except Exception:
-                pass
         self.proxies.clear()
-        try:
+        with contextlib.suppress(Exception):
             self.site.stop()
-        except Exception:
-            pass
         self.webhook.down()
         self.pg.stop()
 

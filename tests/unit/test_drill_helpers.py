@@ -32,7 +32,8 @@ def pagerduty(action: str, severity: str = "critical") -> dict[str, Any]:
             "event_action": action,
             "payload": {"summary": "[staging] silent", "severity": severity,
                         "custom_details": {"firing": "x"}},
-            "links": [{"href": RUNBOOK, "text": "Runbook"}, {"href": "http://g", "text": "Dashboard"}],
+            "links": [{"href": RUNBOOK, "text": "Runbook"},
+                      {"href": "http://g", "text": "Dashboard"}],
         },
     }  # fmt: skip
 
