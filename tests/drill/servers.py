@@ -25,7 +25,7 @@ class DrillSite(TargetSite):
     def __init__(self) -> None:
         super().__init__()
         # a client that gives up (a timeout) resets its connection: not worth a traceback
-        self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+        self.server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self.mode = "ok"
         self._n = 0
 

@@ -500,9 +500,7 @@ class Lane:
 
     # ------------------------------------------------------------------ teardown
     def stop(self) -> None:
-        for proxy in self.proxies:
-            with contextlib.suppress(Exception):
-                proxy.stop()
+        # the forward proxies are daemon threads of this process: they end with it
         self.proxies.clear()
         with contextlib.suppress(Exception):
             self.site.stop()
