@@ -32,6 +32,8 @@ class Expect:
     #: the moment the condition became true, when the drill can know it better than the rule's
     #: active_at (which lags by the visibility delay); else active_at is used
     condition: Callable[[Lane, dict[str, Any]], float | None] | None = None
+    #: text the notification's title must hold (an escalation: the escalated alert's name)
+    match: str = ""
 
 
 @dataclass
@@ -93,9 +95,12 @@ class Watch:
             if a["state"] == "firing" and seen.firing_at is None:
                 seen.firing_at = now
 
-    def got(self, alertname: str, receiver: str, status: str = "firing") -> bool:
+    def got(self, alertname: str, receiver: str, status: str = "firing", match: str = "") -> bool:
         return any(
-            n.alertname == alertname and n.receiver == receiver and n.status == status
+            n.alertname == alertname
+            and n.receiver == receiver
+            and n.status == status
+            and match in n.title
             for n in self.notes
         )
 
@@ -194,8 +199,10 @@ def _steps(
     """Inject, wait for the notifications, remove, wait for the resolved ones, count losses."""
     failures: list[str] = out["failures"]
     sc.inject(lane, load, ctx)
-    wanted = [(e.alertname, r) for e in sc.expected for r in e.receivers]
-    ok = _poll_until(watch, lambda: all(watch.got(a, r) for a, r in wanted), sc.notify_timeout_s)
+    wanted = [(e.alertname, r, e.match) for e in sc.expected for r in e.receivers]
+    ok = _poll_until(
+        watch, lambda: all(watch.got(a, r, match=m) for a, r, m in wanted), sc.notify_timeout_s
+    )
     if not ok:
         failures.append(
             "not notified within "
@@ -207,17 +214,17 @@ def _steps(
     t_rem = time.time()
     out["removed_at"] = t_rem
     sc.remove(lane, load, ctx)
-    to_resolve = [(e.alertname, r) for e in sc.expected if e.resolve for r in e.receivers]
+    to_resolve = [(e.alertname, r, e.match) for e in sc.expected if e.resolve for r in e.receivers]
     resolved = _poll_until(
         watch,
-        lambda: all(watch.got(a, r, "resolved") for a, r in to_resolve),
+        lambda: all(watch.got(a, r, "resolved", m) for a, r, m in to_resolve),
         sc.resolve_timeout_s,
     )
     out["resolved"] = bool(resolved and to_resolve) or (not to_resolve and ok)
     if to_resolve and not resolved:
-        miss = [f"{a} → {r}" for a, r in to_resolve if not watch.got(a, r, "resolved")]
+        miss = [f"{a} → {r}" for a, r, m in to_resolve if not watch.got(a, r, "resolved", m)]
         failures.append(f"no resolved notification within {sc.resolve_timeout_s:.0f}s: {miss}")
-    names = {a for a, _ in to_resolve}
+    names = {a for a, _, _ in to_resolve}
     times = [n.received_at for n in watch.notes if n.status == "resolved" and n.alertname in names]
     out["resolved_at"] = max(times) if times and resolved else None
     if sc.after is not None:
@@ -276,7 +283,7 @@ def _timings(
     out["condition_true_at"] = min(conds.values()) if conds else None
     from_cond: dict[str, float] = {}
     for e in sc.expected:
-        per = notify.first_by_receiver(relevant, {e.alertname})
+        per = notify.first_by_receiver([n for n in relevant if e.match in n.title], {e.alertname})
         ref = conds.get(e.alertname) if e.held else t_inj
         if ref is None:
             continue
@@ -295,9 +302,38 @@ def _timings(
         failures.append(f"unexpected critical: {unexpected}")
 
 
+def firing_critical(lane: Lane) -> list[str]:
+    return sorted(
+        {
+            a["labels"].get("alertname", "?")
+            for a in lane.alerts()
+            if a["state"] == "firing" and a["labels"].get("severity") == "critical"
+        }
+    )
+
+
+def wait_quiet(lane: Lane, timeout_s: float = 360.0) -> list[str]:
+    """Before a fault: wait (with a deadline) until no critical alert fires in the lane, so that
+    one scenario's pages are not taken for the next one's. Returns what still fires."""
+    deadline = time.monotonic() + timeout_s
+    still: list[str] = []
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            still = firing_critical(lane)
+            if not still:
+                return []
+        time.sleep(5)
+    return still
+
+
 def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
     """One scenario, start to end; never raises (a failure is in the entry)."""
     out = _entry(lane, sc)
+    still = wait_quiet(lane)
+    if still:
+        out["notes"].append(
+            f"critical alerts still firing at injection (not this fault's): {still}"
+        )
     print(f"[{lane.name}] {sc.name}: inject", flush=True)
     out["injected_at"] = time.time()
     watch = Watch(lane, out["injected_at"])

@@ -377,10 +377,13 @@ def postgres_down() -> Scenario:
         inject=_pg_down,
         remove=_pg_up,
         notify_timeout_s=240,
+        resolve_timeout_s=420,
         tolerated={"TrawlCanaryFailing", "TrawlScrapesFailing", "TrawlServiceSilent"},
         notes=[
             "Warnings resolve at their route's next group_interval (5 min): their resolved "
             "notifications are not awaited.",
+            "TrawlApiAvailabilityBudgetBurn resolves once its 5-minute short window is clean "
+            "again: about 5 minutes after the recovery, then group_interval.",
         ],
     )
 
@@ -409,7 +412,13 @@ def escalation() -> Scenario:
         title="A critical alert left firing (PostgreSQL stopped): the secondary is notified",
         expected=[
             Expect("TrawlApiNotReady", PAGE),
-            Expect("TrawlEscalation", ["escalation"], held=True, condition=condition),
+            Expect(
+                "TrawlEscalation",
+                ["escalation"],
+                held=True,
+                condition=condition,
+                match="TrawlApiNotReady",
+            ),
         ],
         inject=inject,
         remove=remove,
