@@ -177,7 +177,7 @@ def worker_killed() -> Scenario:
         assert isinstance(rows, list)
         worker_id = rows[0][0]
         victim = next(
-            (i for i, p in lane.workers.items() if str(p.pid) in worker_id),
+            (i for i, p in lane.workers.items() if f":{p.pid}:" in worker_id),
             next(iter(lane.workers)),
         )
         ctx["victim"] = (victim, worker_id)

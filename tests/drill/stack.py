@@ -189,7 +189,9 @@ class Lane:
         self.dir = workdir
         self.procs = procs
         self.shared = shared
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # a fresh lane: an old run's TSDB or notification log would leak into this one
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
         self.ports = {
             k: free_port()
             for k in (
