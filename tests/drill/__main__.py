@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.drill import engine, extras, report
 from tests.drill.load import Load
-from tests.drill.plan import LANES
+from tests.drill.plan import LANES, NETNS_LANES
 from tests.drill.procs import ROOT, Procs
 from tests.drill.scenarios import ALL, ESCALATION_FOR
 from tests.drill.stack import Lane, Shared
@@ -36,6 +36,17 @@ def _git_rev() -> str:
         return "unknown"
 
 
+def _netns_index(lane: str) -> int | None:
+    if lane not in NETNS_LANES:
+        return None
+    from tests.drill.netns import netns_available
+
+    if netns_available():
+        return NETNS_LANES[lane]
+    print(f"[{lane}] network namespaces unavailable: its pages stay on loopback", flush=True)
+    return None
+
+
 def run_lane(
     name: str, names: list[str], shared: Shared, procs: Procs, results: list[dict[str, Any]],
     lanes: dict[str, Lane], warmup_s: float,
@@ -45,7 +56,7 @@ def run_lane(
     load: Load | None = None
     try:
         print(f"[{name}] starting", flush=True)
-        lane.start()
+        lane.start(netns_index=_netns_index(name))
         load = Load(lane).start()
         print(f"[{name}] up ({lane.prom_url}); warm-up {warmup_s:.0f}s", flush=True)
         time.sleep(warmup_s)  # history for the rules' windows: not an assertion
@@ -110,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             while t.is_alive():
                 t.join(1.0)
         if not args.no_extras:
-            lane = next(iter(lanes.values()), None)
-            out["panels"] = extras.panels(lane)
+            out["panels"] = extras.panels(list(lanes.values()))
             out["query_cost"] = extras.query_cost(OUT / "query-cost")
     except KeyboardInterrupt:
         print("interrupted: stopping everything", file=sys.stderr)

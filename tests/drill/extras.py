@@ -20,19 +20,53 @@ def _module(name: str) -> Any:
         raise
 
 
-def panels(lane: Lane | None) -> dict[str, Any]:
+def panels(lanes: list[Lane]) -> dict[str, Any]:
+    """tests/drill/panels.py's check against every lane's live Prometheus after the demo load
+    and the faults; a query counts as empty only when it is empty in every lane (each lane
+    ran different faults: dead letters exist in one, reaped tasks in another)."""
     mod = _module("panels")
     if mod is None:
         return {"skipped": "tests/drill/panels.py is not there yet"}
-    if lane is None:
+    if not lanes:
         return {"skipped": "no lane ran"}
     try:
-        result: dict[str, Any] = mod.check_panels(
-            lane.prom_url, {"env": ENVIRONMENT, "service": "trawl-api"}
-        )
-        return result
+        results = {
+            lane.name: mod.check_panels(lane.prom_url, {"env": ENVIRONMENT}) for lane in lanes
+        }
     except Exception as exc:
         return {"error": repr(exc), "traceback": traceback.format_exc()[-1500:]}
+    return combine_panels(results)
+
+
+def _key(item: dict[str, Any]) -> tuple[str, ...]:
+    return (item["kind"], item["dashboard"], item["panel"], item["expr"])
+
+
+def combine_panels(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One summary from each lane's: empty = empty in every lane, errors from any lane."""
+    first = next(iter(results.values()))
+    empty_everywhere = set.intersection(*({_key(i) for i in r["empty"]} for r in results.values()))
+    allowed_everywhere = set.intersection(
+        *({_key(i) for i in r["allowed_empty"]} for r in results.values())
+    )
+    errors: dict[tuple[str, ...], dict[str, Any]] = {}
+    for r in results.values():
+        for item in r["errors"]:
+            errors.setdefault(_key(item), item)
+    return {
+        "lanes": sorted(results),
+        "checked": first["checked"],
+        "with_data_per_lane": {name: r["with_data"] for name, r in results.items()},
+        "empty": [i for i in first["empty"] if _key(i) in empty_everywhere]
+        + [
+            i
+            for r in list(results.values())[1:]
+            for i in r["empty"]
+            if _key(i) in empty_everywhere and _key(i) not in {_key(x) for x in first["empty"]}
+        ],
+        "allowed_empty": [i for i in first["allowed_empty"] if _key(i) in allowed_everywhere],
+        "errors": list(errors.values()),
+    }
 
 
 def query_cost(workdir: Path) -> dict[str, Any]:

@@ -70,7 +70,7 @@ class Load:
     def _one(self, client: httpx.Client, n: int) -> None:
         pooled = n % 2 == 0
         body = {
-            "urls": [self.lane.site.url(f"/page/{n}"), self.lane.site.url(f"/page/{n}b")],
+            "urls": [f"{self.lane.pages_base}/page/{n}", f"{self.lane.pages_base}/page/{n}b"],
             "extract": {"fields": FIELDS},
             "options": {
                 "timeout_s": 5,

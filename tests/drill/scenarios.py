@@ -252,10 +252,10 @@ def worker_killed() -> Scenario:
 # ---------------------------------------------------------------- 7. a new kind of exception
 def new_error() -> Scenario:
     def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-        lane.site.mode = "bogus_charset"
+        lane.set_pages_mode("bogus_charset")
 
     def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-        lane.site.mode = "ok"
+        lane.set_pages_mode("ok")
 
     return Scenario(
         name="new-error-group",
@@ -514,14 +514,25 @@ def proxies_banned() -> Scenario:
 # ---------------------------------------------------------------- 1. targets failing
 def targets_failing() -> Scenario:
     def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-        lane.site.mode = "fail_and_hang"
+        if lane.netns is not None:
+            # the pages answer 503, over a link that holds every packet back 2 s and drops
+            # 30 %: what still arrives within the jobs' 5 s timeout is a 503
+            lane.set_pages_mode("fail")
+            lane.netns.netem(delay_ms=2000, loss_pct=30.0)
+            ctx["how"] = f"netns ({lane.netns.link} link): 503 + 2 s delay, 30 % loss"
+        else:
+            lane.set_pages_mode("fail_and_hang")
+            ctx["how"] = "loopback (no network namespaces here): 503 or a 60 s hang, alternately"
+        ctx.setdefault("notes_out", []).append(f"injection: {ctx['how']}")
 
     def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-        lane.site.mode = "ok"
+        if lane.netns is not None:
+            lane.netns.clear()
+        lane.set_pages_mode("ok")
 
     return Scenario(
         name="targets-failing",
-        title="Target pages answer 503 or hang past the timeout: scrape-success burn",
+        title="Target pages answer 503 or time out (a slow, lossy link): scrape-success burn",
         expected=[Expect("TrawlScrapesFailing", PAGE)],
         inject=inject,
         remove=remove,
@@ -529,6 +540,9 @@ def targets_failing() -> Scenario:
         resolve_timeout_s=240,
         tolerated={"TrawlProxyPoolExhausted", "TrawlScrapeSuccessBudgetBurn"},
         notes=[
+            "The demo pages are served from a network namespace of the lane's own "
+            "(tests/drill/netns.py) when the machine allows it; the fault is netem-style delay "
+            "and loss on its link plus 503 answers.",
             "Half of the demo jobs go through the proxy pool: a timeout through a proxy counts "
             "against the proxy (app/proxy/health.py), so the pool cools down and pooled tasks "
             "end no_proxy — the scrape-success SLO's bad outcome. 503s and direct timeouts are "

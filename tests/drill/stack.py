@@ -211,6 +211,10 @@ class Lane:
         self.proxies: list[ForwardProxy] = []
         self.proxy_ids: list[str] = []
         self.rules_dir = self.dir / "rules"
+        #: the demo load's pages: the in-process site, or a site in a network namespace
+        self.pages_base = self.site.base
+        self.netns: Any = None
+        self.netns_site: Proc | None = None
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -237,8 +241,10 @@ class Lane:
         return {"Authorization": f"Bearer {ADMIN_KEY}"}
 
     # ------------------------------------------------------------------ start
-    def start(self, workers: int = 2) -> None:
+    def start(self, workers: int = 2, netns_index: int | None = None) -> None:
         self.site.start()
+        if netns_index is not None:
+            self._namespace_site(netns_index)
         self.webhook.up()
         self._sink_and_alertmanager()
         self.pg.init()
@@ -266,6 +272,37 @@ class Lane:
         self._proxies()
         self._canary()
         self._prometheus()
+
+    def _namespace_site(self, index: int) -> None:
+        """The demo pages on a host of the lane's own (a network namespace behind a link that
+        scenario targets-failing slows down and makes lossy)."""
+        from tests.drill.netns import NetnsHost
+
+        self.netns = NetnsHost(f"drill-{self.name}", index, clean_stale=True)
+        port = 8080
+        log = (self.dir / "nssite.log").open("ab")
+        popen = self.netns.popen(
+            [sys.executable, "-m", "tests.drill.nssite", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        self.pages_base = f"http://{self.netns.ns_ip}:{port}"
+        wait_until(
+            lambda: (
+                popen.poll() is None
+                and httpx.get(f"{self.pages_base}/page/1", timeout=2).status_code == 200
+            ),
+            30,
+            "the target site in the namespace",
+        )
+
+    def set_pages_mode(self, mode: str) -> None:
+        """Switch the demo pages (in-process or in the namespace) to ``mode``."""
+        self.site.mode = mode
+        if self.netns is not None:
+            httpx.get(f"{self.pages_base}/drill/mode", params={"set": mode}, timeout=5)
 
     def _sink_and_alertmanager(self) -> None:
         self.procs.start(
@@ -508,6 +545,10 @@ class Lane:
             self.site.stop()
         self.webhook.down()
         self.pg.stop()
+        if self.netns is not None:
+            with contextlib.suppress(Exception):
+                self.netns.close()
+            self.netns = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "dir": str(self.dir), "ports": self.ports, "prom": self.prom_url}
