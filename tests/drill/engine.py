@@ -50,6 +50,8 @@ class Scenario:
     #: after removal: checks returning failures (e.g. SQL: completed once)
     after: Callable[[Lane, Load, dict[str, Any]], list[str]] | None = None
     notes: list[str] = field(default_factory=list)
+    #: how long the lost-jobs check lets the scenario's jobs drain before counting
+    drain_s: float = 150.0
 
 
 @dataclass
@@ -117,7 +119,9 @@ def _poll_until(watch: Watch, done: Callable[[], bool], timeout_s: float) -> boo
         time.sleep(2.0)
 
 
-def lost(lane: Lane, load: Load, t0: float, t1: float) -> tuple[int, int, list[str]]:
+def lost(
+    lane: Lane, load: Load, t0: float, t1: float, drain_s: float = 150.0
+) -> tuple[int, int, list[str]]:
     """Jobs accepted between t0 and t1 that are not terminal in SQL (or absent), and terminal
     jobs whose terminal webhook event has no outbox row, after letting them drain."""
     jobs = load.since(t0, t1)
@@ -133,7 +137,7 @@ def lost(lane: Lane, load: Load, t0: float, t1: float) -> tuple[int, int, list[s
             "AND status NOT IN ('completed','failed','cancelled')"
         )
 
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + drain_s
     still: list[list[str]] = []
     while time.monotonic() < deadline:
         try:
@@ -149,7 +153,9 @@ def lost(lane: Lane, load: Load, t0: float, t1: float) -> tuple[int, int, list[s
     absent = [i for i in ids if i not in present]
     lost_jobs = len(still) + len(absent)
     if still:
-        notes.append(f"{len(still)} of {len(ids)} jobs not terminal after 150 s: {still[:3]}")
+        notes.append(
+            f"{len(still)} of {len(ids)} jobs not terminal after {drain_s:.0f} s: {still[:3]}"
+        )
     rows = lane.pg.sql(
         "SELECT j.id, j.status, count(d.id), "
         "count(d.id) FILTER (WHERE d.status IN ('pending','sending')), "
@@ -230,7 +236,7 @@ def _steps(
     if sc.after is not None:
         failures.extend(sc.after(lane, load, ctx))
     out["notes"].extend(ctx.get("notes_out", []))
-    lj, lw, lnotes = lost(lane, load, out["injected_at"] - 30, t_rem)
+    lj, lw, lnotes = lost(lane, load, out["injected_at"] - 30, t_rem, sc.drain_s)
     out["lost_jobs"], out["lost_webhooks"] = lj, lw
     out["notes"].extend(lnotes)
     if lj or lw:

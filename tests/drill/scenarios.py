@@ -238,7 +238,11 @@ def worker_killed() -> Scenario:
         after=after,
         notify_timeout_s=240,
         resolve_timeout_s=0,
+        drain_s=400,
         notes=[
+            "Tasks the killed worker had taken from the stream but not yet started wait for "
+            "the SQL redispatch (TRAWL_REDISPATCH_AFTER_S, 5 min) and then complete: the "
+            "lost-jobs check lets them drain for 400 s.",
             "The killed worker is started again at once (as a restart policy would); its task "
             "is reaped after TRAWL_STALE_AFTER_S (30 s) without a heartbeat and retried.",
             "TrawlTasksReaped (warning) counts reaps over 10 minutes: it resolves 10 minutes "
