@@ -7,8 +7,8 @@ from __future__ import annotations
 LANES: dict[str, list[str]] = {
     "a": ["workers-stopped", "worker-killed", "telemetry-silent"],
     "b": ["webhook-receiver-down", "new-error-group", "api-blocked"],
-    "c": ["proxies-banned", "targets-failing"],
-    "d": ["postgres-down", "escalation", "redis-down"],
+    "c": ["proxies-banned", "targets-failing", "redis-down"],
+    "d": ["postgres-down", "escalation"],
 }
 
 #: lanes whose demo pages live in a network namespace (index of its 10.231.<i>.0/24 link):
