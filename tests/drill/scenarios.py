@@ -499,16 +499,18 @@ def proxies_banned() -> Scenario:
         expected=[
             Expect("TrawlProxyPoolExhausted", PAGE),
             Expect("TrawlScrapesFailing", PAGE),
-            Expect("TrawlProxyBanRateSpike", CHAT, resolve=False),
         ],
         inject=inject,
         remove=remove,
-        notify_timeout_s=540,
+        notify_timeout_s=300,
         resolve_timeout_s=240,
         tolerated={"TrawlScrapeSuccessBudgetBurn"},
         notes=[
-            "TrawlProxyBanRateSpike holds for 5 minutes (evaluated every minute, against the "
-            "lane's whole history as its 1-day baseline).",
+            "NOT DRILLED: TrawlProxyBanRateSpike (warning) compares the 10-minute ban ratio with "
+            "3 times the 1-day one; a lane has minutes of history, so its 1-day baseline is the "
+            "spike itself and the alert cannot fire here. The ban spike shows in "
+            "trawl_fetch_bans_total (and the pool's exhaustion pages); the alert's expression "
+            "is covered by the promtool tests.",
             "Remedy: two fresh proxies added to the pool, the banned ones deleted (a dead proxy "
             "is retried only after an hour).",
         ],
