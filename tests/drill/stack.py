@@ -353,7 +353,9 @@ class Lane:
         )  # fmt: skip
         self.procs.start(
             f"{self.name}-redis-exporter",
+            # -connection-timeout as docker-compose.otel.yml sets it (under the scrape timeout)
             [tool("prometheus-redis-exporter"), f"-redis.addr={self.redis_url}",
+             "-connection-timeout=5s",
              f"-web.listen-address=127.0.0.1:{self.ports['redis_exporter']}"],
             self.dir / "redis-exporter.log",
         )  # fmt: skip
