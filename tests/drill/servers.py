@@ -63,6 +63,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that gave up (its timeout) resets the connection: not worth a traceback."""
+
 
 class WebhookSink:
     """A client's webhook endpoint on a fixed loopback port: ``down()`` closes the port

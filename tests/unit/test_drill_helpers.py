@@ -140,3 +140,19 @@ def test_report_table_lists_every_scenario_and_its_failures() -> None:
     assert "lane failed: boom" in text
     md = report.markdown({"scenarios": [entry]})
     assert md.splitlines()[2].startswith("| redis-down | FAIL |")
+
+
+def test_panels_are_empty_only_when_empty_in_every_lane() -> None:
+    from tests.drill.extras import combine_panels
+
+    def item(expr: str) -> dict[str, str]:
+        return {"kind": "panel", "dashboard": "trawl-queue", "panel": expr, "expr": expr}
+
+    a = {"checked": 3, "with_data": 1, "empty": [item("reaped"), item("typo")],
+         "allowed_empty": [], "errors": []}  # fmt: skip
+    b = {"checked": 3, "with_data": 1, "empty": [item("dead"), item("typo")],
+         "allowed_empty": [], "errors": [{**item("bad"), "error": "parse error"}]}  # fmt: skip
+    out = combine_panels({"a": a, "b": b})
+    assert [i["expr"] for i in out["empty"]] == ["typo"]
+    assert [i["expr"] for i in out["errors"]] == ["bad"]
+    assert out["with_data_per_lane"] == {"a": 1, "b": 1}
