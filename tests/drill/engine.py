@@ -318,14 +318,15 @@ def firing_critical(lane: Lane) -> list[str]:
     )
 
 
-def wait_quiet(lane: Lane, timeout_s: float = 360.0) -> list[str]:
-    """Before a fault: wait (with a deadline) until no critical alert fires in the lane, so that
-    one scenario's pages are not taken for the next one's. Returns what still fires."""
+def wait_quiet(lane: Lane, ignore: set[str], timeout_s: float = 360.0) -> list[str]:
+    """Before a fault: wait (with a deadline) until no critical alert fires in the lane but those
+    the scenario tolerates anyway (an SLO burn's slow tier stays 30 minutes), so that one
+    scenario's pages are not taken for the next one's. Returns what still fires."""
     deadline = time.monotonic() + timeout_s
     still: list[str] = []
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
-            still = firing_critical(lane)
+            still = [a for a in firing_critical(lane) if a not in ignore]
             if not still:
                 return []
         time.sleep(5)
@@ -335,7 +336,7 @@ def wait_quiet(lane: Lane, timeout_s: float = 360.0) -> list[str]:
 def run(lane: Lane, load: Load, sc: Scenario) -> dict[str, Any]:
     """One scenario, start to end; never raises (a failure is in the entry)."""
     out = _entry(lane, sc)
-    still = wait_quiet(lane)
+    still = wait_quiet(lane, sc.tolerated)
     if still:
         out["notes"].append(
             f"critical alerts still firing at injection (not this fault's): {still}"
