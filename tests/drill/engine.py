@@ -282,9 +282,12 @@ def _timings(
     for n in relevant:
         if n.alertname in names:
             failures.extend(p for p in n.problems if p not in failures)
-    out["seconds_to_notify"] = notify.seconds_since(
-        notify.first_by_receiver(relevant, names), t_inj
-    )
+    first: dict[str, float] = {}
+    for e in sc.expected:  # an escalation counts only for the escalated alert it names
+        matching = [n for n in relevant if e.match in n.title]
+        for r, t in notify.first_by_receiver(matching, {e.alertname}).items():
+            first[r] = min(t, first.get(r, t))
+    out["seconds_to_notify"] = notify.seconds_since(first, t_inj)
     conds = _conditions(lane, sc, watch, ctx, out)
     out["condition_true_at"] = min(conds.values()) if conds else None
     from_cond: dict[str, float] = {}
