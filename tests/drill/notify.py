@@ -29,6 +29,7 @@ EMAIL_RECEIVER = {
     "secondary@trawl.local": "escalation",
 }
 _RUNBOOK = re.compile(r"(\S*?docs/monitoring/runbooks/([A-Za-z0-9]+)\.md)")
+_ESCALATED = re.compile(r"^\[ESCALATION\]\s+([A-Za-z0-9]+)")
 _TITLE = re.compile(r"^\[(FIRING|RESOLVED|ESCALATION)[^\]]*\]\s+([A-Za-z0-9]+)")
 
 
@@ -169,14 +170,16 @@ def missing(expected: list[dict[str, Any]], notes: list[Notification]) -> list[s
 
 
 def unexpected_critical(notes: list[Notification], allowed: set[str], since: float) -> list[str]:
-    """Critical alerts notified (firing) after ``since`` that the scenario did not expect."""
-    return sorted(
-        {
-            n.alertname
-            for n in notes
-            if n.status == "firing"
-            and n.severity == "critical"
-            and n.received_at >= since
-            and n.alertname not in allowed
-        }
-    )
+    """Critical alerts notified (firing) after ``since`` that the scenario did not expect; an
+    escalation of an allowed alert is allowed too."""
+    out = set()
+    for n in notes:
+        if n.status != "firing" or n.severity != "critical" or n.received_at < since:
+            continue
+        if n.alertname in allowed:
+            continue
+        m = _ESCALATED.match(n.title)
+        if n.alertname == "TrawlEscalation" and m and m.group(1) in allowed:
+            continue
+        out.add(n.alertname)
+    return sorted(out)

@@ -156,3 +156,14 @@ def test_panels_are_empty_only_when_empty_in_every_lane() -> None:
     assert [i["expr"] for i in out["empty"]] == ["typo"]
     assert [i["expr"] for i in out["errors"]] == ["bad"]
     assert out["with_data_per_lane"] == {"a": 1, "b": 1}
+
+
+def test_an_escalation_of_an_allowed_alert_is_not_unexpected() -> None:
+    item = slack("escalation", "[ESCALATION] TrawlApiNotReady still firing after the page")
+    item["payload"]["attachments"][0]["text"] = item["payload"]["attachments"][0]["text"].replace(
+        "TrawlServiceSilent", "TrawlEscalation"
+    )
+    n = notify.parse(item)
+    assert n is not None and n.alertname == "TrawlEscalation" and n.severity == "critical"
+    assert notify.unexpected_critical([n], {"TrawlApiNotReady"}, 0.0) == []
+    assert notify.unexpected_critical([n], {"TrawlQueueStuck"}, 0.0) == ["TrawlEscalation"]
