@@ -132,7 +132,8 @@ def _checked(
     elif url.startswith("file://") and not Path(url.removeprefix("file://")).is_file():
         n.problems.append(f"{receiver}: runbook {url} does not exist")
     m = _TITLE.match(title.removeprefix("[Trawl ticket] "))
-    if m and m.group(1) != "ESCALATION" and name and m.group(2) != name:
+    escalation = name == "TrawlEscalation" and "still firing after the page" in title
+    if m and not escalation and name and m.group(2) != name:
         n.problems.append(f"{receiver}: title names {m.group(2)}, runbook {name}")
     if not title.strip():
         n.problems.append(f"{receiver}: empty title/summary")

@@ -9,6 +9,7 @@ escalation channel and the secondary's e-mail, one receiver).
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from typing import Any
 
@@ -478,8 +479,26 @@ def redis_down() -> Scenario:
 # ---------------------------------------------------------------- 2. proxies banned
 def proxies_banned() -> Scenario:
     def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-        for proxy in lane.proxies:
+        banned = list(lane.proxies)
+        before = [sum(p.requests.values()) for p in banned]
+        for proxy in banned:
             proxy.mode = "ban"
+
+        def watch_bans() -> None:
+            # the pool's last healthy proxy is lost when the last proxy has answered its first
+            # ban (one failure cools a proxy down): TrawlProxyPoolExhausted's condition
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                if all(sum(p.requests.values()) > n for p, n in zip(banned, before, strict=True)):
+                    ctx["last_healthy_lost_at"] = time.time()
+                    return
+                time.sleep(0.1)
+
+        threading.Thread(target=watch_bans, daemon=True).start()
+
+    def pool_condition(lane: Lane, ctx: dict[str, Any]) -> float | None:
+        value = ctx.get("last_healthy_lost_at")
+        return float(value) if value is not None else None
 
     def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
         # the runbook's remedy: new proxies into the pool, the banned ones out
@@ -498,15 +517,20 @@ def proxies_banned() -> Scenario:
         name="proxies-banned",
         title="Every proxy of the pool answers ban pages (403): pool exhausted, ban spike",
         expected=[
-            Expect("TrawlProxyPoolExhausted", PAGE),
+            Expect("TrawlProxyPoolExhausted", PAGE, held=True, condition=pool_condition),
             Expect("TrawlScrapesFailing", PAGE),
         ],
         inject=inject,
         remove=remove,
         notify_timeout_s=300,
-        resolve_timeout_s=240,
+        resolve_timeout_s=360,
         tolerated={"TrawlScrapeSuccessBudgetBurn"},
         notes=[
+            "TrawlProxyPoolExhausted counts from the pool's last healthy proxy lost (the moment "
+            "the last proxy answered its first ban page: one failure cools a proxy down), as "
+            "the budget table does; it holds `for: 1m` since cool-downs of 30 s are normal.",
+            "TrawlScrapesFailing resolves once its 2-minute window is under 25 % again: tasks "
+            "already in their retry back-off still end no_proxy for a while after the fix.",
             "NOT DRILLED: TrawlProxyBanRateSpike (warning) compares the 10-minute ban ratio with "
             "3 times the 1-day one; a lane has minutes of history, so its 1-day baseline is the "
             "spike itself and the alert cannot fire here. The ban spike shows in "
