@@ -565,10 +565,21 @@ def targets_failing() -> Scenario:
             lane.netns.clear()
         lane.set_pages_mode("ok")
 
+    def first_bad(lane: Lane, ctx: dict[str, Any]) -> float | None:
+        """When the scrape-success SLO's bad events began: the first pooled task that ended
+        no_proxy or proxy_error after the fault (job end time, from SQL)."""
+        t0 = ctx["watch"].since
+        rows = lane.pg.sql(
+            "SELECT extract(epoch FROM min(j.finished_at)) FROM task t JOIN job j "
+            "ON j.id = t.job_id WHERE t.last_outcome IN ('no_proxy', 'proxy_error') "
+            f"AND t.status = 'failed' AND j.finished_at > to_timestamp({t0})"
+        )
+        return float(rows[0][0]) if rows and rows[0][0] else None
+
     return Scenario(
         name="targets-failing",
         title="Target pages answer 503 or time out (a slow, lossy link): scrape-success burn",
-        expected=[Expect("TrawlScrapesFailing", PAGE)],
+        expected=[Expect("TrawlScrapesFailing", PAGE, held=True, condition=first_bad)],
         inject=inject,
         remove=remove,
         notify_timeout_s=300,
@@ -582,6 +593,9 @@ def targets_failing() -> Scenario:
             "against the proxy (app/proxy/health.py), so the pool cools down and pooled tasks "
             "end no_proxy — the scrape-success SLO's bad outcome. 503s and direct timeouts are "
             "the targets' part and do not burn it (docs/monitoring/slos.md).",
+            "TrawlScrapesFailing counts from the first pooled task that ended no_proxy or "
+            "proxy_error after the fault (SQL): the proxies must first be burnt by timeouts "
+            "before any task fails on them, which is not the alert's latency.",
             "Finding: 5 timeouts in a row through one proxy mark it dead "
             "(TRAWL_PROXY_DEAD_AFTER) and a dead proxy is retried only after an hour, so a "
             "target's outage can leave the pool short long after the target is back; the page "
