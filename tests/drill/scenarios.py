@@ -9,7 +9,6 @@ escalation channel and the secondary's e-mail, one receiver).
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from typing import Any
 
@@ -481,28 +480,40 @@ def redis_down() -> Scenario:
 
 
 # ---------------------------------------------------------------- 2. proxies banned
+def last_zero_streak(points: list[list[Any]]) -> float | None:
+    """The time of the first point of the final run of zeros in a range query's values
+    (``[[t, "v"], ...]``), ``None`` when the last point is not zero."""
+    start: float | None = None
+    for t, v in points:
+        zero = float(v) == 0
+        if not zero:
+            start = None
+        elif start is None:
+            start = float(t)
+    return start
+
+
+def _pool_condition(lane: Lane, ctx: dict[str, Any]) -> float | None:
+    """When the pool lost its last healthy proxy for good: banned proxies come back after a
+    30-s cool-down, are banned again, and flap the healthy count, so the condition is the start
+    of the final streak of zero healthy proxies before the alert fired (from the samples: the
+    snapshot and scrape delay before the first zero sample, <= 25 s, is not counted)."""
+    watch = ctx["watch"]
+    seen = watch.alerts.get("TrawlProxyPoolExhausted")
+    if seen is None or seen.firing_at is None:
+        return None
+    series = lane.query_range(
+        'max(last_over_time(trawl_proxy_pool_size{trawl_proxy_state="healthy"}[15s]))',
+        watch.since,
+        seen.firing_at,
+    )
+    return last_zero_streak(series[0]["values"]) if series else None
+
+
 def proxies_banned() -> Scenario:
     def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
-        banned = list(lane.proxies)
-        before = [sum(p.requests.values()) for p in banned]
-        for proxy in banned:
+        for proxy in lane.proxies:
             proxy.mode = "ban"
-
-        def watch_bans() -> None:
-            # the pool's last healthy proxy is lost when the last proxy has answered its first
-            # ban (one failure cools a proxy down): TrawlProxyPoolExhausted's condition
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                if all(sum(p.requests.values()) > n for p, n in zip(banned, before, strict=True)):
-                    ctx["last_healthy_lost_at"] = time.time()
-                    return
-                time.sleep(0.1)
-
-        threading.Thread(target=watch_bans, daemon=True).start()
-
-    def pool_condition(lane: Lane, ctx: dict[str, Any]) -> float | None:
-        value = ctx.get("last_healthy_lost_at")
-        return float(value) if value is not None else None
 
     def remove(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
         # the runbook's remedy: new proxies into the pool, the banned ones out
@@ -521,7 +532,7 @@ def proxies_banned() -> Scenario:
         name="proxies-banned",
         title="Every proxy of the pool answers ban pages (403): pool exhausted, ban spike",
         expected=[
-            Expect("TrawlProxyPoolExhausted", PAGE, held=True, condition=pool_condition),
+            Expect("TrawlProxyPoolExhausted", PAGE, held=True, condition=_pool_condition),
             Expect("TrawlScrapesFailing", PAGE),
         ],
         inject=inject,
@@ -530,9 +541,12 @@ def proxies_banned() -> Scenario:
         resolve_timeout_s=360,
         tolerated={"TrawlScrapeSuccessBudgetBurn"},
         notes=[
-            "TrawlProxyPoolExhausted counts from the pool's last healthy proxy lost (the moment "
-            "the last proxy answered its first ban page: one failure cools a proxy down), as "
-            "the budget table does; it holds `for: 1m` since cool-downs of 30 s are normal.",
+            "TrawlProxyPoolExhausted counts from the pool's last healthy proxy lost, as the "
+            "budget table does: banned proxies come back after their 30-s cool-down, are banned "
+            "again and flap the healthy count (each flap restarts the alert's `for: 1m`), so "
+            "the condition is the start of the final streak of zero healthy proxies in the "
+            "samples before it fired (the <= 25 s snapshot and scrape delay before that sample "
+            "is not counted).",
             "TrawlScrapesFailing resolves once its 2-minute window is under 25 % again: tasks "
             "already in their retry back-off still end no_proxy for a while after the fix.",
             "NOT DRILLED: TrawlProxyBanRateSpike (warning) compares the 10-minute ban ratio with "

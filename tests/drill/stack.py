@@ -508,6 +508,17 @@ class Lane:
         r.raise_for_status()
         return list(r.json()["data"]["result"])
 
+    def query_range(
+        self, q: str, start: float, end: float, step: float = 5.0
+    ) -> list[dict[str, Any]]:
+        r = httpx.get(
+            f"{self.prom_url}/api/v1/query_range",
+            params={"query": q, "start": start, "end": end, "step": step},
+            timeout=20,
+        )
+        r.raise_for_status()
+        return list(r.json()["data"]["result"])
+
     def alerts(self) -> list[dict[str, Any]]:
         r = httpx.get(f"{self.prom_url}/api/v1/alerts", timeout=10)
         r.raise_for_status()

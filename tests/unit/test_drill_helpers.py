@@ -167,3 +167,12 @@ def test_an_escalation_of_an_allowed_alert_is_not_unexpected() -> None:
     assert n is not None and n.alertname == "TrawlEscalation" and n.severity == "critical"
     assert notify.unexpected_critical([n], {"TrawlApiNotReady"}, 0.0) == []
     assert notify.unexpected_critical([n], {"TrawlQueueStuck"}, 0.0) == ["TrawlEscalation"]
+
+
+def test_last_zero_streak_is_where_the_final_run_of_zeros_starts() -> None:
+    from tests.drill.scenarios import last_zero_streak
+
+    assert last_zero_streak([[1, "2"], [2, "0"], [3, "1"], [4, "0"], [5, "0"]]) == 4.0
+    assert last_zero_streak([[1, "0"], [2, "0"]]) == 1.0
+    assert last_zero_streak([[1, "0"], [2, "1"]]) is None
+    assert last_zero_streak([]) is None
