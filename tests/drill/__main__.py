@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from tests.drill import engine, extras, report
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=90.0, help="seconds of load first")
     parser.add_argument("--keep", action="store_true", help="leave lanes up for inspection")
     parser.add_argument("--no-extras", action="store_true", help="skip panels/query cost/svg")
+    parser.add_argument("--report", type=Path, default=None, help="default var/drill/report.json")
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     if only and (unknown := only - set(ALL)):
@@ -135,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     order = [s for names in plan.values() for s in names]
     results.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else 99)
     out["wall_seconds"] = round(time.time() - started, 1)
-    (OUT / "report.json").write_text(json.dumps(out, indent=1))
+    (args.report or OUT / "report.json").write_text(json.dumps(out, indent=1))
     if not args.no_extras:
         extras.timeline(out, OUT / "timeline.svg")
     print(report.table(out))
-    print(f"report: {OUT / 'report.json'}  ({out['wall_seconds']:.0f} s)")
+    print(f"report: {args.report or OUT / 'report.json'}  ({out['wall_seconds']:.0f} s)")
     return 0 if results and all(r["ok"] for r in results) and len(results) == len(order) else 1
 
 

@@ -198,9 +198,10 @@ def worker_killed() -> Scenario:
             return rows[0][0] in ("completed", "failed", "cancelled")
 
         try:
-            wait_until(finished, 180, "the slow job finished", interval=2)
+            # its tasks the killed worker had prefetched wait for the 5-minute SQL redispatch
+            wait_until(finished, 420, "the slow job finished", interval=2)
         except TimeoutError:
-            return [f"job {job_id} not finished 180 s after the kill"]
+            return [f"job {job_id} not finished 420 s after the kill"]
         tasks = lane.pg.sql(
             f"SELECT status, attempt FROM task WHERE job_id = '{job_id}' ORDER BY position"
         )
