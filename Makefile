@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export TRAWL_ADMIN_API_KEY ?= trawl-local-admin-key-change-me-0123456789
 
-.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke dashboards bench
+.PHONY: help install lock run api worker migrate healthcheck-worker canary test test-sqlite test-postgres test-unit lint typecheck ci fmt clean up down logs smoke dashboards bench drill
 
 help:
 	@echo "make run     - API + worker with embedded defaults (SQLite, embedded Redis)"
@@ -14,6 +14,7 @@ help:
 	@echo "make dashboards - regenerate grafana/dashboards/*.json and the dashboard rules from grafana/dashgen"
 	@echo "make up      - the observability stack in Docker (docs/monitoring/setup.md); DEMO=1 adds load"
 	@echo "make down | logs | smoke (proves a trace in Tempo, logs in Loki, metrics in Prometheus)"
+	@echo "make drill   - live alert drills: real faults, real Prometheus + Alertmanager, notifications timed (docs/monitoring/drills.md; var/drill/)"
 	@echo "make bench   - telemetry overhead, health, log latency, memory: docs/performance.md (BENCH_QUICK=1: short, to var/bench/)"
 
 # constraints.txt pins every dependency to what CI tested; the Docker image installs the same.
@@ -117,6 +118,13 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m tests.bench $(if $(filter 1 true yes,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+
+# Live alert drills (docs/monitoring/drills.md): lanes of the whole stack on loopback (Debian's
+# Prometheus, Alertmanager, exporters; PostgreSQL clusters and redis-servers of their own), real
+# faults, notifications timed end to end. About 20 minutes on 2 cores; writes var/drill/.
+# DRILL_ARGS: e.g. --only workers-stopped,redis-down
+drill: install
+	$(PY) -m tests.drill $(DRILL_ARGS)
 
 # --- the observability stack (docker-compose.otel.yml; docs/monitoring/setup.md) -------------
 STACK := grafana/bin/stack.sh

@@ -32,7 +32,7 @@ class _Poll:
     ) -> None:
         self.what = what or "the condition"
         self.timeout = timeout
-        self.retry_on = (AssertionError, *retry_on)
+        self.retry_on: tuple[type[BaseException], ...] = (AssertionError, *retry_on)
         self.deadline = time.monotonic() + timeout
         self.last: object = None
 
