@@ -231,14 +231,21 @@ def test_make_run_serves_each_process_on_its_own_port_with_the_otlp_names(
                 "trawl-api": f"http://127.0.0.1:{base}/metrics",
                 "trawl-worker": f"http://127.0.0.1:{base + 1}/metrics",
             }
-            # both processes export: their scrapes now show the job's metrics
-            eventually_blocking(
-                lambda: (
-                    "trawl_fetch_duration_seconds" in " ".join(_scrape(endpoints["trawl-worker"]))
-                ),
-                30,
-                what="the worker's scrape to show the fetch",
-            )
+            # both processes export: their scrapes now show the job's metrics (a refused
+            # connection is retried until the deadline, then fails with the processes' output)
+            try:
+                eventually_blocking(
+                    lambda: (
+                        "trawl_fetch_duration_seconds"
+                        in " ".join(_scrape(endpoints["trawl-worker"]))
+                    ),
+                    30,
+                    what="the worker's scrape to show the fetch",
+                    retry_on=(httpx.TransportError,),
+                )
+            except BaseException:
+                print(log.read_text()[-6000:])  # pytest shows it with the failure
+                raise
             # utilisation = active / capacity, from the worker's own series
             worker_values = {
                 s.name: s.value
