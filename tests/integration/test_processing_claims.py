@@ -41,26 +41,7 @@ async def test_a_lost_claim_releases_the_domain_slot(databases: Databases, redis
             settings=settings, db=db, politeness=politeness, http=http, worker_id="loser"
         )
         try:
-            async with db.session() as session:  # create_key commits (a unit of work)
-                key, _ = await auth_service.create_key(session, ApiKeyCreate(name="claims"))
-                job = Job(
-                    id=new_id("job"),
-                    api_key_id=key.id,
-                    request_hash="h",
-                    extract={"fields": {"t": {"selector": "h1"}}},
-                    options={},
-                    total_tasks=1,
-                )
-                task = Task(
-                    id=new_id("tsk"),
-                    job_id=job.id,
-                    position=0,
-                    url=f"http://{domain}/p",
-                    domain=domain,
-                    max_attempts=3,
-                )
-                session.add_all([job, task])
-                await session.commit()
+            job, task = await _job_with_one_task(db, "claims", domain)
             async with db.session() as session:
                 # this delivery read the task as queued...
                 mine = await session.get(Task, task.id)
@@ -95,27 +76,8 @@ async def test_a_task_waiting_for_its_domain_is_deferred_and_stays_queued(
             settings=settings, db=db, politeness=politeness, http=http, worker_id="w1"
         )
         try:
-            async with db.session() as session:
-                key, _ = await auth_service.create_key(session, ApiKeyCreate(name="defer"))
-                job = Job(
-                    id=new_id("job"),
-                    api_key_id=key.id,
-                    request_hash="h",
-                    extract={"fields": {"t": {"selector": "h1"}}},
-                    options={},
-                    total_tasks=1,
-                )
-                task = Task(
-                    id=new_id("tsk"),
-                    job_id=job.id,
-                    position=0,
-                    url=f"http://{domain}/p",
-                    domain=domain,
-                    max_attempts=3,
-                )
-                session.add_all([job, task])
-                await session.commit()
-                due_before = task.next_attempt_at
+            _, task = await _job_with_one_task(db, "defer", domain)
+            due_before = task.next_attempt_at
             held = await politeness.acquire(domain, lease_s=30)
             assert held.wait_s == 0  # someone else fetches from the domain
             await processing.process(ctx, task.id)
@@ -153,28 +115,10 @@ async def test_the_worker_and_a_cancel_take_their_locks_in_one_order(
             settings=settings, db=db, politeness=politeness, http=http, worker_id="w"
         )
         try:
-            async with db.session() as session:
-                key, _ = await auth_service.create_key(session, ApiKeyCreate(name="order"))
-                job = Job(
-                    id=new_id("job"),
-                    api_key_id=key.id,
-                    request_hash="h",
-                    extract={"fields": {"t": {"selector": "h1"}}},
-                    options={},
-                    total_tasks=1,
-                )
-                task = Task(
-                    id=new_id("tsk"),
-                    job_id=job.id,
-                    position=0,
-                    url=f"http://{domain}/p",
-                    domain=domain,
-                    max_attempts=3,
-                    # exhausted: its last attempt died with its worker, and the reaper put it back
-                    attempt=3 if path == "exhausted-settle" else 0,
-                )
-                session.add_all([job, task])
-                await session.commit()
+            # exhausted: its last attempt died with its worker, and the reaper put it back
+            job, task = await _job_with_one_task(
+                db, "order", domain, attempt=3 if path == "exhausted-settle" else 0
+            )
             async with db.session() as session:
                 mine = await session.get(Task, task.id)
                 my_job = await session.get(Job, job.id)
@@ -216,3 +160,31 @@ async def _waiting_on_a_lock(db: Database) -> bool:
             )
         )
     return bool(waiting)
+
+
+async def _job_with_one_task(
+    db: Database, name: str, domain: str, attempt: int = 0
+) -> tuple[Job, Task]:
+    """A job of one queued task on ``domain``, under a key of its own (committed)."""
+    async with db.session() as session:  # create_key commits (a unit of work)
+        key, _ = await auth_service.create_key(session, ApiKeyCreate(name=name))
+        job = Job(
+            id=new_id("job"),
+            api_key_id=key.id,
+            request_hash="h",
+            extract={"fields": {"t": {"selector": "h1"}}},
+            options={},
+            total_tasks=1,
+        )
+        task = Task(
+            id=new_id("tsk"),
+            job_id=job.id,
+            position=0,
+            url=f"http://{domain}/p",
+            domain=domain,
+            max_attempts=3,
+            attempt=attempt,
+        )
+        session.add_all([job, task])
+        await session.commit()
+    return job, task
