@@ -82,10 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave lanes up for inspection")
     parser.add_argument("--no-extras", action="store_true", help="skip panels/query cost/svg")
     parser.add_argument("--report", type=Path, default=None, help="default var/drill/report.json")
+    parser.add_argument(
+        "--failed-of",
+        type=Path,
+        help="run the scenarios that did not pass (or never ran) in this earlier report",
+    )
     args = parser.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else None
-    if only and (unknown := only - set(ALL)):
-        parser.error(f"unknown scenarios: {sorted(unknown)}; known: {sorted(ALL)}")
+    only = _selection(args, parser)
+    if only is not None and not only:
+        print(f"every scenario passed in {args.failed_of}: nothing to run")
+        return 0
     plan = {lane: [s for s in names if only is None or s in only] for lane, names in LANES.items()}
     plan = {lane: names for lane, names in plan.items() if names}
     OUT.mkdir(parents=True, exist_ok=True)
@@ -143,6 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(out))
     print(f"report: {args.report or OUT / 'report.json'}  ({out['wall_seconds']:.0f} s)")
     return 0 if results and all(r["ok"] for r in results) and len(results) == len(order) else 1
+
+
+def _selection(args: argparse.Namespace, parser: argparse.ArgumentParser) -> set[str] | None:
+    """The scenarios to run (None: all): ``--only``, less what passed in ``--failed-of``."""
+    only = set(args.only.split(",")) if args.only else None
+    if only and (unknown := only - set(ALL)):
+        parser.error(f"unknown scenarios: {sorted(unknown)}; known: {sorted(ALL)}")
+    if args.failed_of:
+        only = (only or set(ALL)) - passed_in(json.loads(args.failed_of.read_text()))
+    return only
+
+
+def passed_in(report: dict[str, Any]) -> set[str]:
+    """The scenarios that passed in a report."""
+    return {s["name"] for s in report.get("scenarios", []) if s.get("ok")}
 
 
 if __name__ == "__main__":

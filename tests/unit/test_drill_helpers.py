@@ -176,3 +176,13 @@ def test_last_zero_streak_is_where_the_final_run_of_zeros_starts() -> None:
     assert last_zero_streak([[1, "0"], [2, "0"]]) == 1.0
     assert last_zero_streak([[1, "0"], [2, "1"]]) is None
     assert last_zero_streak([]) is None
+
+
+def test_a_rerun_takes_the_scenarios_that_failed_or_never_ran() -> None:
+    from tests.drill.__main__ import passed_in
+
+    earlier = {
+        "scenarios": [{"name": "redis-down", "ok": True}, {"name": "escalation", "ok": False}]
+    }
+    assert passed_in(earlier) == {"redis-down"}
+    assert passed_in({}) == set()  # a run that crashed before any scenario passed
