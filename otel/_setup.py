@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.sampling import ParentBased
 
+from otel import fastpath
 from otel.export_stats import (
     STATS,
     CountingBatchLogRecordProcessor,
@@ -452,6 +453,12 @@ def install(
     # Without traces no exemplar could point anywhere: skip the per-measurement span lookup
     # of the default trace-based filter (OTEL_METRICS_EXEMPLAR_FILTER still wins).
     exemplars = None if tp is not None or _env("OTEL_METRICS_EXEMPLAR_FILTER") else _NO_EXEMPLARS
+    # The SDK's histograms and counters skip its per-call overhead for attribute sets seen
+    # before (otel/fastpath.py); TRAWL_FAST_METRICS=false keeps the SDK's own path throughout.
+    if (_env("TRAWL_FAST_METRICS") or "true").lower() != "false":
+        fastpath.install()
+    else:
+        fastpath.uninstall()
     tel.meter_provider = MeterProvider(
         resource=resource,
         metric_readers=readers,

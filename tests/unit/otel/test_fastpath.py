@@ -1,0 +1,185 @@
+"""otel.fastpath: the same exported points as the SDK's own path, for less work per call."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    Counter,
+    Histogram,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+from otel import fastpath
+
+BOUNDS = (0.005, 0.01, 0.1, 1.0)
+
+
+@pytest.fixture(autouse=True)
+def sdk_path_after() -> Iterator[None]:
+    yield
+    fastpath.install()  # otel.configure installs it; leave the process as the app runs it
+
+
+def _views() -> list[View]:
+    return [
+        View(
+            instrument_name="h",
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=BOUNDS),
+        ),
+        View(instrument_name="filtered", attribute_keys={"keep"}),
+    ]
+
+
+def _points(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[Any, ...]], dict[str, Any]]:
+    """Every exported point by (metric, attributes), without timestamps."""
+    data = reader.get_metrics_data()
+    out: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
+    assert data is not None
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for p in metric.data.data_points:
+                    attrs = tuple(sorted((p.attributes or {}).items()))
+                    if hasattr(p, "bucket_counts"):
+                        out[(metric.name, attrs)] = {
+                            "count": p.count,
+                            "sum": round(p.sum, 9),
+                            "buckets": tuple(p.bucket_counts),
+                            "min": p.min,
+                            "max": p.max,
+                            "exemplars": len(p.exemplars),
+                        }
+                    else:
+                        out[(metric.name, attrs)] = {"value": p.value}
+    return out
+
+
+def _workload(meter: Meter) -> None:
+    h = meter.create_histogram("h", unit="s")
+    c = meter.create_counter("c")
+    u = meter.create_up_down_counter("u")
+    f = meter.create_counter("filtered")
+    for i in range(300):
+        op = ("SELECT", "INSERT", "UPDATE")[i % 3]
+        h.record((i % 17) / 40, {"db.operation.name": op, "db.system.name": "postgresql"})
+        h.record(0.002 * i, None)
+        c.add(i % 4, {"outcome": "ok" if i % 5 else "error"})
+        u.add(1 if i % 2 else -1, {"queue": "default"})
+        f.add(1, {"keep": "a", "drop": str(i)})  # the view keeps only "keep"
+    # what the SDK refuses or treats specially goes through its own path
+    h.record(-1.0, {"db.operation.name": "SELECT", "db.system.name": "postgresql"})
+    h.record(math.nan, {"db.operation.name": "SELECT", "db.system.name": "postgresql"})
+    h.record(0.5, {"db.operation.name": "SELECT", "db.system.name": ["not", "hashable"]})  # type: ignore[dict-item]
+    c.add(-3, {"outcome": "ok"})
+
+
+def _run(fast: bool, **provider_kwargs: Any) -> dict[tuple[str, tuple[Any, ...]], dict[str, Any]]:
+    if fast:
+        assert fastpath.install()
+    else:
+        fastpath.uninstall()
+    assert fastpath.active() is fast
+    reader = InMemoryMetricReader(**provider_kwargs.pop("reader_kwargs", {}))
+    provider = MeterProvider(metric_readers=[reader], views=_views(), **provider_kwargs)
+    try:
+        _workload(provider.get_meter("test"))
+        return _points(reader)
+    finally:
+        provider.shutdown()
+
+
+def test_the_fast_path_exports_what_the_sdk_path_does() -> None:
+    sdk = _run(False, exemplar_filter=AlwaysOffExemplarFilter())
+    fast = _run(True, exemplar_filter=AlwaysOffExemplarFilter())
+    assert fast == sdk
+    key = ("h", (("db.operation.name", "SELECT"), ("db.system.name", "postgresql")))
+    assert sdk[key]["count"] == 100  # the negative and the NaN ones are dropped
+    unhashable = ("h", (("db.operation.name", "SELECT"), ("db.system.name", ("not", "hashable"))))
+    assert sdk[unhashable]["count"] == 1
+    assert sdk[("filtered", (("keep", "a"),))] == {"value": 300}
+
+
+def test_the_fast_path_serves_attribute_sets_seen_before() -> None:
+    fastpath.install()
+    provider = MeterProvider(
+        metric_readers=[InMemoryMetricReader()], exemplar_filter=AlwaysOffExemplarFilter()
+    )
+    h = provider.get_meter("test").create_histogram("h")
+    h.record(0.1, {"a": "1"})
+    h.record(0.2, {"a": "1"})
+    state = h.__dict__[fastpath._SLOT]
+    assert list(state.aggs) == [(("a", "1"),)]  # resolved once, replayed after
+    provider.shutdown()
+
+
+def test_delta_readers_keep_the_sdk_path_and_their_numbers() -> None:
+    delta = {
+        Counter: AggregationTemporality.DELTA,
+        UpDownCounter: AggregationTemporality.DELTA,
+        Histogram: AggregationTemporality.DELTA,
+    }
+    kwargs: dict[str, Any] = {
+        "exemplar_filter": AlwaysOffExemplarFilter(),
+        "reader_kwargs": {"preferred_temporality": delta},
+    }
+    assert _run(True, **dict(kwargs)) == _run(False, **dict(kwargs))
+
+    fastpath.install()
+    reader = InMemoryMetricReader(preferred_temporality=delta)
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
+    c = provider.get_meter("test").create_counter("c")
+    c.add(2, {"a": "1"})
+    c.add(3, {"a": "1"})
+    assert _points(reader) == {("c", (("a", "1"),)): {"value": 5}}
+    c.add(4, {"a": "1"})  # after a collection that replaced the delta aggregation
+    assert _points(reader) == {("c", (("a", "1"),)): {"value": 4}}
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("sampler, exemplars", [(ALWAYS_ON, 1), (ALWAYS_OFF, 0)])
+def test_a_sampled_span_still_gets_its_exemplar(sampler: Any, exemplars: int) -> None:
+    fastpath.install()
+    tracer = TracerProvider(sampler=sampler).get_tracer("test")
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader], views=_views(), exemplar_filter=TraceBasedExemplarFilter()
+    )
+    h = provider.get_meter("test").create_histogram("h")
+    h.record(0.3, {"a": "1"})  # outside any span: no exemplar, and the set is now cached
+    h.record(0.4, {"a": "1"})
+    with tracer.start_as_current_span("request"):
+        h.record(0.05, {"a": "1"})
+    point = _points(reader)[("h", (("a", "1"),))]
+    assert point["count"] == 3
+    assert point["exemplars"] == exemplars
+    provider.shutdown()
+
+
+def test_past_the_cardinality_limit_the_overflow_series_is_kept() -> None:
+    def run(fast: bool) -> dict[tuple[str, tuple[Any, ...]], dict[str, Any]]:
+        fastpath.install() if fast else fastpath.uninstall()
+        reader = InMemoryMetricReader(cardinality_limits={Counter: 3})
+        provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
+        c = provider.get_meter("test").create_counter("c")
+        for i in range(10):
+            for _ in range(3):
+                c.add(1, {"k": str(i)})
+        points = _points(reader)
+        provider.shutdown()
+        return points
+
+    sdk = run(False)
+    assert ("c", (("otel.metric.overflow", True),)) in sdk
+    assert run(True) == sdk
