@@ -120,6 +120,15 @@ def _skip_unsampled_statements(engine_tracer: Any) -> None:
 
     before._otel_skips_unsampled = True  # type: ignore[attr-defined]
     engine_tracer._before_cur_exec = before
+    # The contrib tracer's pool listeners only feed its deprecated connections-usage counter,
+    # which goes to a no-op meter here (otel/db.py reports the pool): four calls per checkout
+    # and checkin, each building an attribute dict, for nothing.
+    for name in ("_pool_connect", "_pool_close", "_pool_checkin", "_pool_checkout"):
+        setattr(engine_tracer, name, _ignore_pool_event)
+
+
+def _ignore_pool_event(self: Any, *_args: Any) -> None:
+    return None
 
 
 def instrument_redis(client: Any | None = None) -> bool:
