@@ -22,10 +22,24 @@ _ALL_OTLP = {
 }
 
 OFF = Variant("off", "telemetry off (`OTEL_SDK_DISABLED=true`)", {"OTEL_SDK_DISABLED": "true"})
+#: A second telemetry-off process, measured like the others: what it "costs" against ``off`` is
+#: the run's noise floor (two identical processes, their own databases and caches), the
+#: smallest overhead the run can tell from zero.
+OFF2 = Variant(
+    "off2",
+    "telemetry off again, a second process (A/A control: the noise floor)",
+    {"OTEL_SDK_DISABLED": "true"},
+)
 METRICS = Variant(
     "metrics",
     "metrics only (OTLP metrics; traces and logs exporters `none`)",
     {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "none"},
+)
+HTTP = Variant(
+    "http",
+    "Trawl's HTTP server metric alone (metrics only; database metrics off, every other "
+    "instrument dropped): the like of what prometheus-fastapi-instrumentator measures",
+    {**METRICS.env, "BENCH_HTTP_METRICS_ONLY": "1"},
 )
 FULL = Variant("full", "full telemetry, default sampling (`parentbased_always_on`)", _ALL_OTLP)
 FULL10 = Variant(
@@ -44,8 +58,8 @@ PFI = Variant(
     pfi=True,
 )
 
-API_VARIANTS = (OFF, METRICS, FULL, FULL10, PFI)
-WORKER_VARIANTS = (OFF, METRICS, FULL, FULL10)
+API_VARIANTS = (OFF, OFF2, METRICS, HTTP, FULL, FULL10, PFI)
+WORKER_VARIANTS = (OFF, OFF2, METRICS, FULL, FULL10)
 BY_NAME = {v.name: v for v in API_VARIANTS}
 
 #: Per-domain politeness lifted: the worker, not the politeness, sets the pace.
