@@ -48,9 +48,10 @@ def _bound(original: Any, instance: Any) -> Any:
 
 
 def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    original = owner.__dict__[name]
+    own = name in owner.__dict__
+    original = owner.__dict__[name] if own else getattr(owner, name)
     setattr(owner, name, make(original))
-    _undo.append(lambda: setattr(owner, name, original))
+    _undo.append(lambda: setattr(owner, name, original) if own else delattr(owner, name))
 
 
 def _sql() -> None:
@@ -119,9 +120,7 @@ def _redis() -> None:
 
 def _otel() -> None:
     from opentelemetry.sdk._logs._internal import Logger as SdkLogger
-    from opentelemetry.sdk.metrics._internal.measurement_consumer import (
-        SynchronousMeasurementConsumer,
-    )
+    from opentelemetry.sdk.metrics._internal import instrument as sdk_instruments
     from opentelemetry.sdk.trace import Tracer
 
     def start_span(original: Any) -> Any:
@@ -134,10 +133,12 @@ def _otel() -> None:
 
         return wrapper
 
-    def consume(original: Any) -> Any:
-        def wrapper(self: Any, measurement: Any) -> None:
-            _count("measurements", measurement.instrument.name)
-            _bound(original, self)(measurement)
+    def measure(original: Any) -> Any:
+        # at the instrument, not the SDK's measurement consumer: otel/fastpath.py replays most
+        # measurements straight into their aggregations, past the consumer
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+            _count("measurements", self.name)
+            _bound(original, self)(*args, **kwargs)
 
         return wrapper
 
@@ -149,7 +150,13 @@ def _otel() -> None:
         return wrapper
 
     _patch(Tracer, "start_span", start_span)
-    _patch(SynchronousMeasurementConsumer, "consume_measurement", consume)
+    for cls, method in (
+        (sdk_instruments._Histogram, "record"),
+        (sdk_instruments._Counter, "add"),
+        (sdk_instruments._UpDownCounter, "add"),
+        (sdk_instruments._Gauge, "set"),
+    ):
+        _patch(cls, method, measure)
     _patch(SdkLogger, "emit", emit)
 
 

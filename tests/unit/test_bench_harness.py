@@ -106,6 +106,29 @@ def test_counting_hooks_count_sql_and_uninstall() -> None:
     assert hooks.sql_key('UPDATE "tasks" SET x=1') == "UPDATE tasks"
 
 
+def test_counting_hooks_count_measurements_the_fast_path_serves() -> None:
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel import fastpath
+
+    assert fastpath.install()
+    provider = MeterProvider(
+        metric_readers=[InMemoryMetricReader()], exemplar_filter=AlwaysOffExemplarFilter()
+    )
+    meter = provider.get_meter("t")
+    h, c = meter.create_histogram("h"), meter.create_up_down_counter("u")
+    h.record(0.1, {"a": "1"})  # the fast path knows the set from here on
+    hooks.start()
+    for _ in range(4):
+        h.record(0.2, {"a": "1"})
+        c.add(-1, {"a": "1"})
+    counts = hooks.stop()
+    assert counts["measurements"] == {"h": 4, "u": 4}
+    assert fastpath.active()  # the hooks put the fast path back as they found it
+    provider.shutdown()
+
+
 def test_sink_measures_log_latency() -> None:
     msg = ExportLogsServiceRequest()
     rec = msg.resource_logs.add().scope_logs.add().log_records.add()
