@@ -63,6 +63,20 @@ def start_pairs(
         raise
 
 
+def restart_workers(bench: Bench, pairs: list[Pair], generation: int) -> None:
+    """A new worker process for every pair, with the same environment, all at once. What one
+    process differs from another by (heap layout, hash seed, which caches warmed first) is then
+    spread over the rounds instead of staying with one variant for the whole run."""
+    stop_all([p.worker for p in pairs])
+    workdir = bench.workdir / "procs"
+    for p in pairs:
+        base = p.worker.name.split("#", 1)[0]
+        p.worker = start_worker(f"{base}#{generation}", p.worker.env, workdir)
+    for p in pairs:
+        wait_log_line(p.worker, "worker started", 120)
+        p.worker.pin(OTHER_CORE)
+
+
 def run_job(
     pair: Pair,
     urls: list[str],

@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.bench import procfs, profile
 from tests.bench.context import Bench
-from tests.bench.pair import Pair, idle_cpu, run_job, start_pairs
+from tests.bench.pair import Pair, idle_cpu, restart_workers, run_job, start_pairs
 from tests.bench.procs import ROOT, stop_all
 from tests.bench.services import MEASURED_CORE
 from tests.bench.stats import percentile, rotate
@@ -128,6 +128,10 @@ def run(bench: Bench, profile_dir: Path | None) -> dict[str, Any]:
             run_job(p, pages.take(bench, 30), timeout_s=300, pin=False)
         for r in range(cfg.worker_rounds):
             bench.log(f"worker: round {r + 1}/{cfg.worker_rounds}")
+            if r > 0:  # fresh processes each round; their first job is not measured
+                restart_workers(bench, pairs, r)
+                for p in pairs:
+                    run_job(p, pages.take(bench, 30), timeout_s=300, pin=False)
             for n in rotate(names, r):
                 urls = pages.take(bench, cfg.worker_pages)
                 if n == SCRAPY:
