@@ -55,9 +55,22 @@ class Proc:
         os.kill(self.pid, signal.SIGUSR1)
         time.sleep(0.05)  # the handler runs between two bytecodes of the main thread
 
-    def count_stop(self, timeout_s: float = 10.0) -> dict[str, Any]:
+    def count_stop(self, timeout_s: float = 60.0) -> dict[str, Any]:
         os.kill(self.pid, signal.SIGUSR2)
-        wait_until(self.counts_path.exists, timeout_s, f"{self.name} counts")
+        poked = [time.monotonic()]
+
+        def written() -> bool:
+            # Python runs a signal handler when the main thread next runs bytecode; an idle
+            # event loop may sleep in epoll until its next timer: a liveness probe wakes it
+            if self.port is not None and time.monotonic() - poked[0] > 1.0:
+                poked[0] = time.monotonic()
+                import httpx
+
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.get(self.base_url + "/health", timeout=2)
+            return self.counts_path.exists()
+
+        wait_until(written, timeout_s, f"{self.name} counts")
         data: dict[str, Any] = json.loads(self.counts_path.read_text())
         return data
 
