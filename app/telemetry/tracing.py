@@ -25,8 +25,21 @@ __all__ = [
 ]
 
 
+# Keyed by the provider object (tests and a forked child install new ones): the SDK's
+# get_tracer compares instrumentation scopes on every call, several times per page.
+_tracer: tuple[object, trace.Tracer] | None = None
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("trawl")
+    """The app's tracer on the current provider (made once per provider)."""
+    global _tracer
+    provider = trace.get_tracer_provider()
+    cached = _tracer
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    made = provider.get_tracer("trawl")
+    _tracer = (provider, made)
+    return made
 
 
 REQUEST_ID = "x-request-id"

@@ -630,9 +630,9 @@ def header(results: dict[str, Any], report: Path) -> list[str]:
         "[ranges] show the spread, and overheads are paired (each round against the baseline's "
         f"run of the same round). API runs last {cfg['api_seconds']} s each with "
         f"{cfg['connections']} connections (saturating one core); a worker run is a job of "
-        f"{cfg['worker_pages']} fresh pages ({cfg['worker_rounds']} rounds; every worker is "
-        "restarted before each round and warmed up by an unmeasured job, so that what one "
-        "process differs from another by is spread over the rounds).",
+        f"{cfg['worker_pages']} fresh pages ({cfg.get('worker_rounds', '?')} rounds; every "
+        "worker is restarted before each round and warmed up by an unmeasured job, so that "
+        "what one process differs from another by is spread over the rounds).",
         "- The noise floor is measured, not assumed: `off2` is a second telemetry-off process "
         "(its own database, caches and heap), run like every variant. Its 'overhead' against "
         "`off` is what two identical processes differ by in this run; an overhead of the same "

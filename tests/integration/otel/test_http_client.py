@@ -133,3 +133,48 @@ def test_sync_transport(tel_env: Env, server: str) -> None:
     assert span.name == "HTTP"
     assert attrs["http.request.method"] == "_OTHER"
     assert attrs["http.request.method_original"] == "BREW"
+
+
+async def test_inside_an_unsampled_parent_no_span_is_started_but_the_duration_is_recorded(
+    tel_env: Env, server: str
+) -> None:
+    """Under the parent-based sampler nothing below an unsampled span can be sampled: the
+    transport skips the span (and the URL redaction for its attributes), not the metric."""
+    transport = otel.traced_transport()
+    started: list[str] = []
+    real = transport._rec._tracer
+
+    class Counting:
+        def start_as_current_span(self, name: str, *args: object, **kwargs: object) -> object:
+            started.append(name)
+            return real.start_as_current_span(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    transport._rec._tracer = Counting()  # type: ignore[assignment]
+    unsampled = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=0x1234, span_id=0x5678, is_remote=False, trace_flags=trace.TraceFlags(0)
+        )
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        with trace.use_span(unsampled):
+            resp = await client.get(f"{server}/page")
+        with trace.get_tracer("t").start_as_current_span("sampled"):
+            await client.get(f"{server}/page")
+    assert resp.status_code == 200
+    assert started == ["GET"]  # the sampled request only
+    tel_env.flush()
+    points = _durations(tel_env)
+    assert points and all(p["http.response.status_code"] == 200 for p in points)
+    data = tel_env.metrics.get_metrics_data()
+    counts = [
+        p.count
+        for rm in data.resource_metrics  # type: ignore[union-attr]
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "http.client.request.duration"
+        for p in m.data.data_points
+    ]
+    assert sum(counts) == 2  # the unsampled request's duration too
+    assert [s.name for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.CLIENT] == [
+        "GET"
+    ]
