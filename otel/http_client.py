@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel._setup import SIGNALS
 from otel.errors import exception_attributes, type_name
+from otel.instrument import under_unsampled_parent
 from otel.metrics import DURATION_BUCKETS_S, normalize_method
 from otel.redact import redact_url
 
@@ -57,7 +58,7 @@ class _Recorder:
         attrs: dict[str, Any] = {"http.request.method": method}
         if method == "_OTHER":
             attrs["http.request.method_original"] = request.method
-        if not SIGNALS.tracing or _unsampled_parent():
+        if not SIGNALS.tracing or under_unsampled_parent():
             # metrics only, or off, or inside an unsampled span under a parent-based sampler
             # (nothing below it can be sampled): no span, no span attributes, no URL redaction
             with self._measured(attrs) as measured:
@@ -132,13 +133,6 @@ class _Recorder:
                     self._duration.record(time.perf_counter() - start, attrs)
                 except Exception:
                     _log.debug("duration recording failed", exc_info=True)
-
-
-def _unsampled_parent() -> bool:
-    if not SIGNALS.parent_based:
-        return False
-    parent = trace.get_current_span().get_span_context()
-    return parent.is_valid and not parent.trace_flags.sampled
 
 
 def _outcome(outcome: dict[str, Any], response: httpx.Response) -> None:

@@ -58,7 +58,7 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
         with _lock:
             if id(sync_engine) in _sqla_engines:
                 return True
-            _skip_unsampled_statements(EngineTracer)  # before a tracer binds the method
+            _patch_engine_tracer(EngineTracer)  # before a tracer binds the method
             inst = SQLAlchemyInstrumentor()
             if not inst.is_instrumented_by_opentelemetry:
                 # contrib 0.66b2 declares sqlalchemy < 2.1 although the engine event API it
@@ -102,20 +102,28 @@ def quiet_unless_sampled(span: trace.Span) -> Iterator[None]:
         context.detach(token)
 
 
-def _skip_unsampled_statements(engine_tracer: Any) -> None:
+def under_unsampled_parent() -> bool:
+    """The current span is unsampled and the sampler parent-based: nothing started below it can
+    be sampled, so instrumentation may skip building spans here."""
+    if not SIGNALS.parent_based:
+        return False
+    parent = trace.get_current_span().get_span_context()
+    return parent.is_valid and not parent.trace_flags.sampled
+
+
+def _patch_engine_tracer(engine_tracer: Any) -> None:
     """The contrib tracer reads the URL, the database name and the statement's operation for
     every statement before it asks the sampler. Under a parent-based sampler (the default) a
     statement inside an unsampled span can never be sampled: build nothing for it. Patched
-    once, on the class; ``_after_cur_exec`` already ignores a statement without a span."""
+    once, on the class; ``_after_cur_exec`` already ignores a statement without a span. Its
+    pool listeners are made no-ops (below)."""
     original = engine_tracer._before_cur_exec
     if getattr(original, "_otel_skips_unsampled", False):
         return
 
     def before(self: Any, conn: Any, cursor: Any, statement: Any, params: Any, *rest: Any) -> Any:
-        if SIGNALS.parent_based:
-            parent = trace.get_current_span().get_span_context()
-            if parent.is_valid and not parent.trace_flags.sampled:
-                return statement, params
+        if under_unsampled_parent():
+            return statement, params
         return original(self, conn, cursor, statement, params, *rest)
 
     before._otel_skips_unsampled = True  # type: ignore[attr-defined]
