@@ -121,7 +121,7 @@ class ErrorTracker:
             group.count += entry.count
             # two flushes may commit out of order (a retry after a concurrent insert, two
             # processes): the most recent occurrence keeps its context, whichever commits last
-            if kind == "new" or group.last_seen is None or entry.last_seen >= group.last_seen:
+            if group.last_seen is None or entry.last_seen >= group.last_seen:  # None: new
                 group.last_seen = entry.last_seen
                 group.sample_trace_id = entry.trace_id or group.sample_trace_id
                 group.last_context = entry.context
