@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
+from opentelemetry.metrics import _internal as _meter_api
 
 from otel.errors import type_name
+from otel.fastpath import FrozenAttributes
 from otel.metrics import DURATION_BUCKETS_S
 
 __all__ = ["OPERATIONS", "instrument_engine", "operation_name", "pool_name"]
@@ -104,11 +106,16 @@ class _Engine:
     ref: weakref.ReferenceType[Any]
     name: str
     system: str
-    pending: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: one item per caller waiting in ``pool.connect()`` (``append``/``pop`` are atomic: no
+    #: lock on the hot path)
+    waiting: list[None] = field(default_factory=list)
     #: ``db.client.operation.duration`` attributes of each statement text seen (the compiled
     #: cache hands out the same few strings): no keyword parsing per execution. Bounded.
     attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        return len(self.waiting)
 
     def pool(self) -> Any:
         engine = self.ref()
@@ -217,26 +224,26 @@ def _wrap_pool(state: _Engine) -> None:
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     original: Callable[[], Any] = pool.connect
-    attrs = {POOL: state.name}
+    attrs = FrozenAttributes({POOL: state.name})
+    waiting = state.waiting
 
     def connect() -> Any:
-        with state.lock:
-            state.pending += 1
-        started = time.perf_counter()
-        timed_out = False
+        waiting.append(None)
+        started = perf_counter()
         try:
             return original()
         except PoolTimeout:
-            timed_out = True
+            _record_timeout(attrs)
             raise
         finally:
-            with state.lock:
-                state.pending -= 1
+            waiting.pop()
             try:
-                inst = _current()
-                inst.wait_time.record(time.perf_counter() - started, attrs)
-                if timed_out:
-                    inst.timeouts.add(1, attrs)
+                # the global provider as the API holds it: one attribute read where
+                # get_meter_provider() is a call; _current() checks properly when it differs
+                cached = _instruments
+                provider = getattr(_meter_api, "_METER_PROVIDER", None)
+                inst = cached[1] if cached is not None and cached[0] is provider else _current()
+                inst.wait_time.record(perf_counter() - started, attrs)
             except Exception:
                 _log.debug("pool metrics not recorded", exc_info=True)
 
@@ -244,12 +251,19 @@ def _wrap_pool(state: _Engine) -> None:
     pool.connect = connect
 
 
+def _record_timeout(attrs: dict[str, str]) -> None:
+    try:
+        _current().timeouts.add(1, attrs)
+    except Exception:
+        _log.debug("pool metrics not recorded", exc_info=True)
+
+
 def _attributes(state: _Engine, statement: Any, error: BaseException | None) -> dict[str, str]:
     """``db.client.operation.duration`` attributes; cached per statement text when it worked."""
     if error is None and isinstance(statement, str):
         attrs = state.attrs.get(statement)
         if attrs is None:
-            attrs = {SYSTEM: state.system, OPERATION: operation_name(statement)}
+            attrs = FrozenAttributes({SYSTEM: state.system, OPERATION: operation_name(statement)})
             if len(state.attrs) < _MAX_STATEMENTS:
                 state.attrs[statement] = attrs
         return attrs
@@ -262,28 +276,43 @@ def _attributes(state: _Engine, statement: Any, error: BaseException | None) -> 
 def _listen(sync_engine: Any, state: _Engine) -> None:
     from sqlalchemy import event
 
+    known = state.attrs
+
     def before(
         _conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: Any
     ) -> None:
         if context is not None:
-            setattr(context, _START, time.perf_counter())
+            context._otel_db_started = perf_counter()
 
-    def record(context: Any, statement: Any, error: BaseException | None) -> None:
+    def after(_conn: Any, _cursor: Any, stmt: Any, _params: Any, context: Any, _many: Any) -> None:
+        # the common case written out (a statement seen before, the instruments of the current
+        # provider): no call but the measurement's
         try:
-            started = getattr(context, _START, None) if context is not None else None
+            started = getattr(context, _START, None)
             if started is None:
                 return
-            setattr(context, _START, None)
-            attrs = _attributes(state, statement, error)
-            _current().duration.record(time.perf_counter() - started, attrs)
+            context._otel_db_started = None
+            attrs = known.get(stmt) if type(stmt) is str else None
+            if attrs is None:
+                attrs = _attributes(state, stmt, None)
+            cached = _instruments
+            provider = getattr(_meter_api, "_METER_PROVIDER", None)
+            inst = cached[1] if cached is not None and cached[0] is provider else _current()
+            inst.duration.record(perf_counter() - started, attrs)
         except Exception:
             _log.debug("db operation not recorded", exc_info=True)
 
-    def after(_conn: Any, _cursor: Any, stmt: Any, _params: Any, context: Any, _many: Any) -> None:
-        record(context, stmt, None)
-
     def failed(ctx: Any) -> None:
-        record(ctx.execution_context, ctx.statement, ctx.original_exception)
+        try:
+            context = ctx.execution_context
+            started = getattr(context, _START, None) if context is not None else None
+            if started is None:
+                return
+            context._otel_db_started = None
+            attrs = _attributes(state, ctx.statement, ctx.original_exception)
+            _current().duration.record(perf_counter() - started, attrs)
+        except Exception:
+            _log.debug("db operation not recorded", exc_info=True)
 
     def disposed(_engine: Any) -> None:
         _wrap_pool(state)

@@ -183,3 +183,34 @@ def test_past_the_cardinality_limit_the_overflow_series_is_kept() -> None:
     sdk = run(False)
     assert ("c", (("otel.metric.overflow", True),)) in sdk
     assert run(True) == sdk
+
+
+def test_frozen_attributes_are_read_only_and_keyed_once() -> None:
+    import copy
+    import pickle
+
+    attrs = fastpath.FrozenAttributes({"a": "1", "b": 2})
+    assert attrs == {"a": "1", "b": 2} and attrs.key == (("a", "1"), ("b", 2))
+    with pytest.raises(TypeError):
+        attrs["c"] = 3
+    with pytest.raises(TypeError):
+        attrs.update(c=3)
+    for clone in (copy.copy(attrs), copy.deepcopy(attrs), pickle.loads(pickle.dumps(attrs))):
+        assert clone == attrs and clone.key == attrs.key
+
+
+def test_frozen_attributes_take_the_same_series_as_a_dict() -> None:
+    fastpath.install()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader], views=_views(), exemplar_filter=AlwaysOffExemplarFilter()
+    )
+    h = provider.get_meter("test").create_histogram("h")
+    frozen = fastpath.FrozenAttributes({"db.operation.name": "SELECT"})
+    for value in (0.002, 0.2, 2.0):
+        h.record(value, frozen)
+        h.record(value, {"db.operation.name": "SELECT"})
+    point = _points(reader)[("h", (("db.operation.name", "SELECT"),))]
+    assert point["count"] == 6 and point["buckets"] == (2, 0, 0, 2, 2)
+    assert point["min"] == 0.002 and point["max"] == 2.0
+    provider.shutdown()
