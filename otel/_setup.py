@@ -51,6 +51,7 @@ from otel.export_stats import (
     CountingMetricExporter,
 )
 from otel.metrics import default_views
+from otel.sampling import PresetIdGenerator
 from otel.scrub import RedactingSpanExporter
 
 _log = logging.getLogger("otel")
@@ -440,7 +441,12 @@ def install(
     STATS.bind(lambda: tel.meter_provider)
     tp: TracerProvider | None = None
     if span_exporters:
-        tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+        # the SDK's random ids, with the next trace id settable: the HTTP middleware decides a
+        # root request's sampling before building a span, and hands a sampled id to the SDK
+        # (otel/sampling.py)
+        tp = TracerProvider(
+            resource=resource, shutdown_on_exit=False, id_generator=PresetIdGenerator()
+        )
         for sx in span_exporters:  # every span is redacted before export (otel/scrub.py)
             tp.add_span_processor(CountingBatchSpanProcessor(RedactingSpanExporter(sx)))
     tel.tracer_provider = tp

@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from time import perf_counter
 from typing import Any
 
 from opentelemetry import context, metrics, propagate, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
+from otel._current import SPAN_KEY as _SPAN_KEY
+from otel._current import get_context as _get_context
 from otel._setup import SIGNALS
 from otel.errors import record_exception, type_name
-from otel.metrics import DURATION_BUCKETS_S, normalize_method
+from otel.fastpath import FrozenAttributes
+from otel.metrics import DURATION_BUCKETS_S, HTTP_METHODS, normalize_method
+from otel.sampling import RootSampling, root_sampling, unsampled_span
 
 __all__ = ["DEFAULT_EXCLUDED", "TelemetryMiddleware"]
 
@@ -43,6 +47,14 @@ DEFAULT_EXCLUDED: tuple[str, ...] = (r"^/health", r"^/metrics$")
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 _SCOPE = "otel.asgi"
 _log = logging.getLogger("otel")
+#: Attribute sets kept per middleware (routes x methods x status codes); more are built per
+#: request.
+_MAX_ATTRIBUTE_SETS = 512
+
+
+def _has_parent(scope: Scope) -> bool:
+    """The request carries a ``traceparent`` (a trusted one continues the caller's trace)."""
+    return any(k == b"traceparent" for k, _v in scope.get("headers", ()))
 
 
 def _route(scope: Scope) -> str | None:
@@ -64,6 +76,8 @@ class TelemetryMiddleware:
         self.trust_incoming = trust_incoming
         self._excluded = re.compile("|".join(f"(?:{p})" for p in excluded)) if excluded else None
         self._tracer = trace.get_tracer(_SCOPE)
+        self._attrs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._sampling: tuple[object, RootSampling | None] | None = None
         self._duration = metrics.get_meter(_SCOPE).create_histogram(
             "http.server.request.duration",
             unit="s",
@@ -82,8 +96,35 @@ class TelemetryMiddleware:
         if not SIGNALS.tracing:
             await self._measure(scope, receive, send)
             return
+        sampling = self._root_sampling()
+        if (
+            sampling is not None
+            and _get_context().get(_SPAN_KEY) is None
+            and (not self.trust_incoming or not _has_parent(scope))
+        ):  # a root span
+            trace_id, sampled = sampling.decide()
+            if not sampled:  # decided before any span is built: the lean path
+                await self._measure(scope, receive, send, unsampled_span(sampling, trace_id))
+                return
+            sampling.ids.preset(trace_id)  # the SDK draws this id and samples it
+        await self._traced(scope, receive, send, sampling)
 
-        start = time.perf_counter()
+    def _root_sampling(self) -> RootSampling | None:
+        """The root decision taken ahead (otel/sampling.py), cached per tracer provider."""
+        provider = getattr(trace, "_TRACER_PROVIDER", None)
+        cached = self._sampling
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        sampling = root_sampling(provider) if SIGNALS.parent_based else None
+        self._sampling = (provider, sampling)
+        return sampling
+
+    async def _traced(
+        self, scope: Scope, receive: Receive, send: Send, sampling: RootSampling | None
+    ) -> None:
+        """The SERVER span (sampled, or decided by the SDK), then the duration histogram;
+        ``sampling``: a trace id may be preset for the SDK, and no later span may get it."""
+        start = perf_counter()
         method = normalize_method(scope.get("method"))
         attrs: dict[str, Any] = {
             "http.request.method": method,
@@ -97,13 +138,17 @@ class TelemetryMiddleware:
         parent, links = self._parent(carrier)
         span_attrs = dict(attrs)
         span_attrs["url.path"] = scope.get("path", "")
-        span = self._tracer.start_span(
-            "HTTP" if method == "_OTHER" else method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=span_attrs,
-            links=links,
-        )
+        try:
+            span = self._tracer.start_span(
+                "HTTP" if method == "_OTHER" else method,
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=span_attrs,
+                links=links,
+            )
+        finally:
+            if sampling is not None:
+                sampling.ids.preset(0)
         ctx = trace.set_span_in_context(span, parent)
         if SIGNALS.parent_based and not span.get_span_context().trace_flags.sampled:
             # nothing below can be sampled: the contrib SQLAlchemy/Redis instrumentations
@@ -130,10 +175,21 @@ class TelemetryMiddleware:
             finally:
                 context.detach(token)
 
-    async def _measure(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Metrics only (no trace exporter): the duration histogram, no span, no context."""
-        start = time.perf_counter()
+    async def _measure(
+        self, scope: Scope, receive: Receive, send: Send, unsampled: Span | None = None
+    ) -> None:
+        """The duration histogram alone: metrics only (no trace exporter: no span, no
+        context), or a root request not sampled (``unsampled``: its non-recording span is the
+        current span, and the contrib instrumentations below are told to skip)."""
+        start = perf_counter()
         status = 0
+        token = None
+        if unsampled is not None:
+            token = context.attach(
+                Context(
+                    {**_get_context(), _SPAN_KEY: unsampled, _SUPPRESS_INSTRUMENTATION_KEY: True}
+                )
+            )
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -149,22 +205,40 @@ class TelemetryMiddleware:
             raise
         finally:
             try:
-                attrs: dict[str, Any] = {
-                    "http.request.method": normalize_method(scope.get("method")),
-                    "url.scheme": scope.get("scheme", "http"),
-                }
-                route = _route(scope)
-                if route is not None:
-                    attrs["http.route"] = route
-                if status:
-                    attrs["http.response.status_code"] = status
-                    if status >= 500 and error is None:
-                        error = str(status)
-                if error is not None:
-                    attrs["error.type"] = error
-                self._duration.record(time.perf_counter() - start, attrs)
+                route = getattr(scope.get("route"), "path", None)
+                key = (scope.get("method"), scope.get("scheme"), route, status, error)
+                attrs = self._attrs.get(key)
+                if attrs is None:
+                    attrs = self._attributes(key)
+                self._duration.record(perf_counter() - start, attrs)
             except Exception:
                 _log.debug("request telemetry failed", exc_info=True)
+            if token is not None:
+                context.detach(token)
+
+    def _attributes(self, key: tuple[Any, ...]) -> dict[str, Any]:
+        """``http.server.request.duration`` attributes of a (method, scheme, route, status,
+        error) key, kept for the next request with the same key (their number is bounded by
+        the app's routes, the known methods and the status codes it answers)."""
+        method, scheme, route, status, error = key
+        attrs: dict[str, Any] = {
+            "http.request.method": normalize_method(method),
+            "url.scheme": scheme or "http",
+        }
+        if isinstance(route, str):
+            attrs["http.route"] = route
+        if status:
+            attrs["http.response.status_code"] = status
+            if status >= 500 and error is None:
+                error = str(status)
+        if error is not None:
+            attrs["error.type"] = error
+        frozen = FrozenAttributes(attrs)
+        # kept only for a known method as sent (anything else is "_OTHER", and its key would
+        # be the client's choice)
+        if method in HTTP_METHODS and len(self._attrs) < _MAX_ATTRIBUTE_SETS:
+            self._attrs[key] = frozen
+        return frozen
 
     def _parent(self, carrier: dict[str, str]) -> tuple[context.Context | None, list[Link]]:
         """The parent context for the SERVER span, and links: the caller's context itself when
@@ -203,6 +277,6 @@ class TelemetryMiddleware:
                     span.set_status(Status(StatusCode.ERROR))
             span.set_attributes(attrs)
             span.end()
-            self._duration.record(time.perf_counter() - start, attrs)
+            self._duration.record(perf_counter() - start, attrs)
         except Exception:
             _log.debug("request telemetry failed", exc_info=True)

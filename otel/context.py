@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
 
-from opentelemetry import trace
+from otel._current import SPAN_KEY, get_context
 
 __all__ = ["bind_context", "current_context", "reset_context", "set_context"]
 
@@ -81,8 +81,8 @@ def set_context(
     token = _ctx.set(MappingProxyType(new))
     if span and span_attrs:
         try:
-            current = trace.get_current_span()
-            if current.is_recording():
+            current = get_context().get(SPAN_KEY)
+            if current is not None and current.is_recording():
                 current.set_attributes(span_attrs)
         except Exception:
             _log.debug("could not set context attributes on span", exc_info=True)

@@ -16,6 +16,7 @@ from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 import otel._semconv  # noqa: F401  (must run before contrib imports)
+from otel._current import SPAN_KEY, get_context
 from otel._setup import SIGNALS
 from otel.db import instrument_engine
 
@@ -107,8 +108,11 @@ def under_unsampled_parent() -> bool:
     be sampled, so instrumentation may skip building spans here."""
     if not SIGNALS.parent_based:
         return False
-    parent = trace.get_current_span().get_span_context()
-    return parent.is_valid and not parent.trace_flags.sampled
+    span = get_context().get(SPAN_KEY)
+    if span is None:
+        return False
+    parent = span.get_span_context()
+    return not parent.trace_flags.sampled and parent.is_valid
 
 
 def _patch_engine_tracer(engine_tracer: Any) -> None:
@@ -129,14 +133,21 @@ def _patch_engine_tracer(engine_tracer: Any) -> None:
     before._otel_skips_unsampled = True  # type: ignore[attr-defined]
     engine_tracer._before_cur_exec = before
     # The contrib tracer's pool listeners only feed its deprecated connections-usage counter,
-    # which goes to a no-op meter here (otel/db.py reports the pool): four calls per checkout
-    # and checkin, each building an attribute dict, for nothing.
-    for name in ("_pool_connect", "_pool_close", "_pool_checkin", "_pool_checkout"):
-        setattr(engine_tracer, name, _ignore_pool_event)
+    # which goes to a no-op meter here (otel/db.py reports the pool): they are not registered
+    # at all (each registered listener is an event dispatch per checkout and checkin).
+    register = engine_tracer._register_event_listener.__func__
+
+    def register_but_pool_events(
+        cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any
+    ) -> None:
+        if identifier in _POOL_EVENTS:
+            return
+        register(cls, target, identifier, func, *args, **kw)
+
+    engine_tracer._register_event_listener = classmethod(register_but_pool_events)
 
 
-def _ignore_pool_event(self: Any, *_args: Any) -> None:
-    return None
+_POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})
 
 
 def instrument_redis(client: Any | None = None) -> bool:

@@ -238,3 +238,58 @@ def test_quiet_unless_sampled(ratio: str, enabled: bool, monkeypatch: pytest.Mon
         assert is_instrumentation_enabled()
     finally:
         _setup.reset()
+
+
+async def test_a_root_request_is_sampled_by_the_sdks_rule_before_any_span_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a ratio, the middleware decides a root request's sampling from its trace id before
+    building a span (otel/sampling.py). The decision must be the SDK sampler's for that id: a
+    recorded SERVER span only for ids under the bound, the SDK's ``start_span`` only for those,
+    and every unsampled request still carries a valid, unsampled trace context."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    _setup.reset()
+    started: list[str] = []
+    original = SdkTracer.start_span
+
+    def counting(self: SdkTracer, name: str, *args: object, **kwargs: object) -> object:
+        started.append(name)
+        return original(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SdkTracer, "start_span", counting)
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tel = otel.configure(
+        "trawl-test", service_version="0", span_exporter=spans, metric_readers=[reader]
+    )
+    seen: list[tuple[int, bool, bool]] = []
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
+
+    @app.get("/ctx")
+    async def ctx() -> None:
+        sc = trace.get_current_span().get_span_context()
+        seen.append((sc.trace_id, sc.is_valid, sc.trace_flags.sampled))
+
+    app.add_middleware(TelemetryMiddleware)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for _ in range(200):
+                assert (await client.get("/ctx")).status_code == 200
+        assert tel.force_flush(5.0)
+        bound = TraceIdRatioBased(0.5).bound
+        recorded = {s.context.trace_id for s in spans.get_finished_spans()}
+        assert len(seen) == 200 and all(valid for _, valid, _ in seen)
+        assert {t for t, _, sampled in seen if sampled} == recorded
+        assert all((t & TraceIdRatioBased.TRACE_ID_LIMIT) < bound for t in recorded)
+        unsampled = {t for t, _, sampled in seen if not sampled}
+        assert all((t & TraceIdRatioBased.TRACE_ID_LIMIT) >= bound for t in unsampled)
+        assert 40 < len(recorded) < 160 and len(started) == len(recorded)
+        env = Env(tel, spans, reader, None)  # type: ignore[arg-type]
+        assert sum(1 for p in _points(env) if p.get("http.route") == "/ctx") == 1  # one series
+    finally:
+        _setup.reset()
