@@ -72,6 +72,7 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
                 )
                 if not inst.is_instrumented_by_opentelemetry:
                     return False
+                _no_connect_span()
             else:
                 unused = NoOpMeterProvider().get_meter("opentelemetry.instrumentation.sqlalchemy")
                 EngineTracer(  # type: ignore[no-untyped-call]
@@ -85,6 +86,18 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
     except Exception:
         _log.warning("SQLAlchemy instrumentation failed; continuing without it", exc_info=True)
         return False
+
+
+def _no_connect_span() -> None:
+    """Undo the contrib package's wrapper of ``Engine.connect``: a ``connect`` span per pool
+    checkout, a third of the spans of a sampled status read and two of a page's, that tells
+    what ``db.client.connection.wait_time`` (otel/db.py) reports for every checkout, with an
+    exemplar pointing at the trace when the request is sampled."""
+    from opentelemetry.instrumentation.utils import unwrap
+    from sqlalchemy.engine import Engine
+
+    if hasattr(Engine.connect, "__wrapped__"):
+        unwrap(Engine, "connect")
 
 
 @contextmanager
