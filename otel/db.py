@@ -30,14 +30,25 @@ from time import perf_counter
 from typing import Any
 
 from opentelemetry import metrics
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
 from opentelemetry.metrics import _internal as _meter_api
+from opentelemetry.trace import Status, StatusCode
 
+from otel._current import SPAN_KEY, get_context
+from otel._setup import SIGNALS
 from otel.errors import type_name
 from otel.fastpath import FrozenAttributes
 from otel.metrics import DURATION_BUCKETS_S
 
-__all__ = ["OPERATIONS", "instrument_engine", "operation_name", "pool_name"]
+__all__ = [
+    "OPERATIONS",
+    "instrument_engine",
+    "operation_name",
+    "pool_name",
+    "timed_here",
+    "trace_statements",
+]
 
 _log = logging.getLogger("otel")
 _SCOPE = "otel.db"
@@ -111,6 +122,9 @@ class _Engine:
     #: ``db.client.operation.duration`` attributes of each statement text seen (the compiled
     #: cache hands out the same few strings): no keyword parsing per execution. Bounded.
     attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the contrib SQLAlchemy instrumentation's tracer of this engine, called from the timing
+    #: wrapper instead of from engine events (:func:`trace_statements`)
+    tracer: Any = None
 
     @property
     def pending(self) -> int:
@@ -281,43 +295,16 @@ def _time_statements(sync_engine: Any, state: _Engine) -> None:
     ``_has_events``, after which every ``Connection`` joins the engine's event dispatch and
     every statement walks the before/after execute hooks, listened to or not. For an ORM
     ``POST`` that was 14 listener collections built per request and about a tenth of the
-    metrics-only overhead (callgrind)."""
+    metrics-only overhead (callgrind). With traces, the contrib tracer's own statement hooks
+    are called from here too (:func:`trace_statements`), for the same reason."""
     dialect = sync_engine.dialect
     if getattr(dialect.do_execute, "_otel_timed", False):
         return
-    known = state.attrs
-
-    def timed(method: Callable[..., Any], statement_at: int) -> Callable[..., Any]:
-        def run(*args: Any) -> Any:
-            started = perf_counter()
-            error: BaseException | None = None
-            try:
-                return method(*args)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                # the common case written out (a statement seen before, the instruments of the
-                # current provider): no call but the measurement's
-                try:
-                    statement = args[statement_at]
-                    attrs = known.get(statement) if error is None else None
-                    if attrs is None:
-                        attrs = _attributes(state, statement, error)
-                    cached = _instruments
-                    provider = getattr(_meter_api, "_METER_PROVIDER", None)
-                    inst = cached[1] if cached is not None and cached[0] is provider else _current()
-                    inst.duration.record(perf_counter() - started, attrs)
-                except Exception:
-                    _log.debug("db operation not recorded", exc_info=True)
-
-        run._otel_timed = True  # type: ignore[attr-defined]
-        return run
-
-    # (cursor, statement, parameters, context) / (cursor, statement, context)
-    dialect.do_execute = timed(dialect.do_execute, 1)
-    dialect.do_executemany = timed(dialect.do_executemany, 1)
-    dialect.do_execute_no_params = timed(dialect.do_execute_no_params, 1)
+    dialect.do_execute = _timed(state, dialect.do_execute, params_at=2, many=False)
+    dialect.do_executemany = _timed(state, dialect.do_executemany, params_at=2, many=True)
+    dialect.do_execute_no_params = _timed(
+        state, dialect.do_execute_no_params, params_at=None, many=False
+    )
 
     dispose = sync_engine.dispose
 
@@ -328,6 +315,109 @@ def _time_statements(sync_engine: Any, state: _Engine) -> None:
             _wrap_pool(state)
 
     sync_engine.dispose = dispose_and_rewrap
+
+
+def _timed(
+    state: _Engine, method: Callable[..., Any], params_at: int | None, many: bool
+) -> Callable[..., Any]:
+    """``method(cursor, statement, [parameters,] context)`` timed, and traced when the
+    contrib tracer is attached and the statement may be sampled."""
+    known = state.attrs
+
+    def run(*args: Any) -> Any:
+        span = None
+        if state.tracer is not None and _may_trace():
+            args, span = _start_span(state.tracer, args, params_at, many)
+        started = perf_counter()
+        error: BaseException | None = None
+        try:
+            return method(*args)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            # the common case written out (a statement seen before, the instruments of the
+            # current provider): no call but the measurement's
+            try:
+                statement = args[1]
+                attrs = known.get(statement) if error is None else None
+                if attrs is None:
+                    attrs = _attributes(state, statement, error)
+                cached = _instruments
+                provider = getattr(_meter_api, "_METER_PROVIDER", None)
+                inst = cached[1] if cached is not None and cached[0] is provider else _current()
+                inst.duration.record(perf_counter() - started, attrs)
+            except Exception:
+                _log.debug("db operation not recorded", exc_info=True)
+            if span is not None:
+                _end_span(span, error)
+
+    run._otel_timed = True  # type: ignore[attr-defined]
+    return run
+
+
+def _may_trace() -> bool:
+    """Not suppressed, and not inside an unsampled span under a parent-based sampler (where
+    nothing started can be sampled: the contrib tracer would build names and attributes first
+    and ask the sampler last)."""
+    ctx = get_context()
+    if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY):
+        return False
+    parent = ctx.get(SPAN_KEY)
+    if parent is None or not SIGNALS.parent_based:
+        return True
+    parent_context = parent.get_span_context()
+    return bool(parent_context.trace_flags.sampled) or not parent_context.is_valid
+
+
+def _start_span(
+    tracer: Any, args: tuple[Any, ...], params_at: int | None, many: bool
+) -> tuple[tuple[Any, ...], Any]:
+    """The contrib tracer's ``before_cursor_execute`` (span name, attributes, the optional SQL
+    comment it may add to the statement), called as the engine event would call it."""
+    try:
+        cursor, statement, context = args[0], args[1], args[-1]
+        params = args[params_at] if params_at is not None else None
+        statement, params = tracer._before_cur_exec(
+            context.root_connection, cursor, statement, params, context, many
+        )
+        span = getattr(context, "_otel_span", None)
+        context._otel_span = None
+        if params_at is None:
+            return (cursor, statement, context), span
+        return (cursor, statement, params, context), span
+    except Exception:
+        _log.debug("db statement not traced", exc_info=True)
+        return args, None
+
+
+def _end_span(span: Any, error: BaseException | None) -> None:
+    """The contrib tracer's ``after_cursor_execute`` / ``handle_error``."""
+    try:
+        if error is not None and span.is_recording():
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.end()
+    except Exception:
+        _log.debug("db statement span not ended", exc_info=True)
+
+
+def trace_statements(engine: Any, tracer: Any) -> bool:
+    """Call ``tracer`` (the contrib ``EngineTracer`` of ``engine``, built without its engine
+    listeners) around each statement. False when ``engine`` is not timed here (no metrics):
+    the contrib listeners must then stay."""
+    sync_engine = getattr(engine, "sync_engine", engine)
+    state = _engines.get(id(sync_engine))
+    if state is None or state.ref() is not sync_engine:
+        return False
+    state.tracer = tracer
+    return True
+
+
+def timed_here(target: Any) -> bool:
+    """``target`` is an engine whose statements otel.db times (and traces, once
+    :func:`trace_statements` is called)."""
+    state = _engines.get(id(getattr(target, "sync_engine", target)))
+    return state is not None and state.ref() is getattr(target, "sync_engine", target)
 
 
 def instrument_engine(engine: Any) -> bool:

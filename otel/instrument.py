@@ -18,7 +18,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 import otel._semconv  # noqa: F401  (must run before contrib imports)
 from otel._current import SPAN_KEY, get_context
 from otel._setup import SIGNALS
-from otel.db import instrument_engine
+from otel.db import instrument_engine, timed_here, trace_statements
 
 __all__ = ["instrument_redis", "instrument_sqlalchemy", "quiet_unless_sampled"]
 
@@ -64,7 +64,7 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
             if not inst.is_instrumented_by_opentelemetry:
                 # contrib 0.66b2 declares sqlalchemy < 2.1 although the engine event API it
                 # uses is unchanged in 2.1; the test suite exercises the installed version.
-                inst.instrument(
+                tracer = inst.instrument(
                     engine=sync_engine,
                     enable_commenter=enable_commenter,
                     skip_dep_check=True,
@@ -75,12 +75,16 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
                 _no_connect_span()
             else:
                 unused = NoOpMeterProvider().get_meter("opentelemetry.instrumentation.sqlalchemy")
-                EngineTracer(  # type: ignore[no-untyped-call]
+                tracer = EngineTracer(  # type: ignore[no-untyped-call]
                     get_tracer("opentelemetry.instrumentation.sqlalchemy"),
                     sync_engine,
                     unused.create_up_down_counter("db.client.connections.usage"),
                     enable_commenter,
                 )
+            # an engine otel.db times gets no contrib listener (below): the timing wrapper
+            # calls the tracer's statement hooks itself
+            if timed_here(sync_engine) and not trace_statements(sync_engine, tracer):
+                return False
             _sqla_engines.add(id(sync_engine))
         return True
     except Exception:
@@ -147,19 +151,23 @@ def _patch_engine_tracer(engine_tracer: Any) -> None:
     engine_tracer._before_cur_exec = before
     # The contrib tracer's pool listeners only feed its deprecated connections-usage counter,
     # which goes to a no-op meter here (otel/db.py reports the pool): they are not registered
-    # at all (each registered listener is an event dispatch per checkout and checkin).
+    # at all. Nor are its statement listeners on an engine that otel.db times: any engine
+    # listener makes every Connection join the engine's event dispatch and every statement
+    # walk the execute hooks; otel.db's wrapper of the dialect's execute methods calls the
+    # tracer's hooks instead (otel.db.trace_statements).
     register = engine_tracer._register_event_listener.__func__
 
     def register_but_pool_events(
         cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any
     ) -> None:
-        if identifier in _POOL_EVENTS:
+        if identifier in _POOL_EVENTS or (identifier in _STATEMENT_EVENTS and timed_here(target)):
             return
         register(cls, target, identifier, func, *args, **kw)
 
     engine_tracer._register_event_listener = classmethod(register_but_pool_events)
 
 
+_STATEMENT_EVENTS = frozenset({"before_cursor_execute", "after_cursor_execute", "handle_error"})
 _POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})
 
 

@@ -81,3 +81,43 @@ async def test_no_statement_span_is_built_inside_an_unsampled_span(tel_env: Env)
     finally:
         SdkTracer.start_span = original  # type: ignore[method-assign]
         await engine.dispose()
+
+
+async def test_statements_are_timed_and_traced_without_engine_listeners(tel_env: Env) -> None:
+    """No ConnectionEvents listener on an instrumented engine (any listener makes every
+    Connection join the engine's event dispatch): the dialect's execute methods are wrapped,
+    and they call the contrib tracer's hooks. A failing statement still ends its span as an
+    error and is measured with its error type."""
+    from opentelemetry.trace import StatusCode
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_async_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        assert otel.instrument_sqlalchemy(engine)
+        assert not engine.sync_engine._has_events
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            try:
+                await conn.execute(text("SELECT * FROM no_such_table"))
+            except OperationalError:
+                pass
+            else:
+                raise AssertionError("the statement should have failed")
+    finally:
+        await engine.dispose()
+    tel_env.flush()
+    spans = [s for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in spans] == ["SELECT :memory:", "SELECT :memory:"]
+    assert spans[0].status.status_code is not StatusCode.ERROR
+    assert spans[1].status.status_code is StatusCode.ERROR
+    data = tel_env.metrics.get_metrics_data()
+    assert data is not None
+    errors = [
+        dict(p.attributes or {}).get("error.type")
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "db.client.operation.duration"
+        for p in m.data.data_points
+    ]
+    assert None in errors and any(e and "OperationalError" in e for e in errors), errors
