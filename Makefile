@@ -109,7 +109,8 @@ clean:
 canary: install
 	$(PY) -m app.canary
 
-# Benchmarks (docs/performance.md): about 13 minutes on 2 cores; needs wrk, redis-server and
+# Benchmarks (docs/performance.md): about 14 minutes on 2 cores; needs wrk, valgrind (the
+# instruction counts; skipped without it), redis-server and
 # PostgreSQL's server binaries (a cluster of its own; BENCH_POSTGRES_URL: an existing server). The [bench] extra is installed here
 # only: scrapy, prometheus-fastapi-instrumentator and py-spy are never runtime dependencies.
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml constraints.txt

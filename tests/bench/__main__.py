@@ -15,6 +15,7 @@ from typing import Any
 from tests.bench import (
     api_bench,
     health_bench,
+    instructions,
     memory_bench,
     report,
     work_bench,
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "postgres": api_bench.run(bench, "postgres", profiles),
             "sqlite": api_bench.run(bench, "sqlite", None),
         },
+        "instructions": lambda: instructions.run(bench),
         "worker": lambda: worker_bench.run(bench, profiles),
         "work": lambda: work_bench.run(bench),
         "health": lambda: health_bench.run(bench),

@@ -28,7 +28,7 @@ from tests.bench.services import (
 from tests.bench.variants import Variant, app_env
 from tests.bench.wrk import Wrk
 
-PHASES = ("api", "worker", "work", "health", "memory")
+PHASES = ("api", "instructions", "worker", "work", "health", "memory")
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,53 @@ def api_section(db: str, res: dict[str, Any]) -> list[str]:
     return lines + table(head, rows)
 
 
+def instruction_overheads(res: dict[str, Any], variant: str) -> dict[str, float]:
+    """Per endpoint: ``variant``'s instructions per request over telemetry off's, minus 1."""
+    per = res.get("per_request") or {}
+    if "off" not in per or variant not in per:
+        return {}
+    return {ep: per[variant][ep] / per["off"][ep] - 1 for ep in per["off"] if ep in per[variant]}
+
+
+def _requests(requests: Any) -> str:
+    if isinstance(requests, dict):
+        return ", ".join(f"{n} requests of `{ep}`" for ep, n in requests.items())
+    return f"{requests} requests per endpoint"
+
+
+def instructions_section(res: dict[str, Any]) -> list[str]:
+    lines = ["### Instructions per request (callgrind, PostgreSQL, the app in-process)", ""]
+    if res.get("skipped"):
+        return [*lines, f"Not measured: {res['skipped']}.", ""]
+    lines += [
+        f"The same app under `valgrind --tool=callgrind`, called through ASGI without a server "
+        f"(tests/bench/inproc.py), {_requests(res['requests'])} after a warm-up, all threads "
+        "counted (tests/bench/instructions.py). `full10` is 0.9 \u00d7 `unsampled` (ratio 0: "
+        "no request sampled) + 0.1 \u00d7 `sampled` (ratio 1), so that it does not depend on "
+        "how many of a few hundred requests were sampled. Instructions executed do not depend on "
+        "what else the machine runs: this is the overhead without the noise floor, and what "
+        "ranks the causes. It is not time (a cache miss costs more than an add) and it leaves "
+        "out uvicorn's share, which is the same in every variant; the targets are judged on the "
+        "CPU figures above.",
+        "",
+    ]
+    head = ["endpoint", "variant", "instructions per request", "overhead"]
+    rows = []
+    titles = {"get_job": "GET /v1/jobs/{id}", "post_job": "POST /v1/jobs"}
+    for ep in res["endpoints"]:
+        for v, per in res["per_request"].items():
+            over = instruction_overheads(res, v).get(ep)
+            rows.append(
+                [
+                    f"`{titles.get(ep, ep)}`" if v == "off" else "",
+                    v,
+                    num(per[ep]),
+                    "\u2013" if v == "off" or over is None else pct(over),
+                ]
+            )
+    return lines + table(head, rows)
+
+
 def busy(cell: dict[str, Any]) -> str:
     """The measured process's median share of its core (about 100 % when saturated)."""
     values = cell.get("busy") or []
@@ -463,7 +510,8 @@ def _target_rows_api(results: dict[str, Any]) -> list[list[str]]:
             [
                 label,
                 f"worst: `{api['endpoints'][ep]}` {pct(o.ratio.median)} ({num(o.delta.median)} µs)"
-                + _aa_note(m, ep),
+                + _aa_note(m, ep)
+                + _instructions_note(results, variant),
                 ok(o.ratio.median < limit),
             ]
         )
@@ -499,6 +547,15 @@ def _target_rows_api(results: dict[str, Any]) -> list[list[str]]:
         ]
     )
     return rows
+
+
+def _instructions_note(results: dict[str, Any], variant: str) -> str:
+    """The same overhead in instructions (callgrind), when the run measured them."""
+    over = instruction_overheads(results.get("instructions") or {}, variant)
+    if not over:
+        return ""
+    titles = {"get_job": "status read", "post_job": "`POST`"}
+    return "; instructions: " + ", ".join(f"{titles.get(e, e)} {pct(v)}" for e, v in over.items())
 
 
 def _aa_note(m: dict[str, Any], ep: str) -> str:
@@ -698,6 +755,8 @@ def render(results: dict[str, Any], report: Path, profile_dir: Path) -> str:
                 lines += api_section(db, results["api"][db])
         lines += ["### What one request does (PostgreSQL)", ""]
         lines += counts_section(results["api"]["postgres"])
+    if results.get("instructions"):
+        lines += instructions_section(results["instructions"])
     if results.get("worker"):
         w = results["worker"]
         lines += [

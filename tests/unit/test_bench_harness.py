@@ -170,3 +170,25 @@ def test_profile_stacks_are_kept_gzipped(tmp_path: Path) -> None:
     assert not out.exists()
     assert (tmp_path / "t.summary.txt").read_text() == summary
     assert "execute (sqlalchemy/engine/base.py) 2" in (profile.read_stacks(tmp_path, "t") or "")
+
+
+def test_callgrind_totals_and_the_instructions_table(tmp_path: Path) -> None:
+    from tests.bench import instructions
+
+    dump = tmp_path / "callgrind.out.1"
+    dump.write_text("events: Ir\nsummary: 18446744073532698475\ntotals: 4400000\n")
+    assert instructions.total_instructions(dump) == 4_400_000
+    (tmp_path / "empty.out").write_text("events: Ir\n")
+    with pytest.raises(ValueError):
+        instructions.total_instructions(tmp_path / "empty.out")
+    res = {
+        "requests": 200,
+        "endpoints": ["get_job"],
+        "per_request": {"off": {"get_job": 2_000_000.0}, "metrics": {"get_job": 2_060_000.0}},
+    }
+    assert report.instruction_overheads(res, "metrics") == {"get_job": pytest.approx(0.03)}
+    page = "\n".join(report.instructions_section(res))
+    assert "|  | metrics | 2,060,000 | +3.0 % |" in page
+    assert "Not measured: no valgrind" in "\n".join(
+        report.instructions_section({"skipped": "no valgrind"})
+    )

@@ -1,0 +1,183 @@
+"""Instructions per API request, per telemetry variant: the noise-free companion of the CPU
+figures.
+
+CPU time per request on a shared machine moves by a few percent between two identical
+processes (the A/A control), as much as the 5 % target. Instructions executed do not: each
+variant's app (tests/bench/inproc.py, the app and its lifespan called through ASGI, no server)
+runs under ``valgrind --tool=callgrind``, counting is turned on for N requests of one endpoint
+and the total is dumped; instructions per request = the dump's total / N, all threads included
+(the exporters' too). Instructions are not time (a cache miss costs more than an add), so this
+figure ranks and explains; the CPU figures judge.
+
+The app's timers (health refresh, queue gauges, error flush, metric export) are set to an hour in
+these processes: under valgrind a request takes twenty times longer, and a timer that fires once
+per ten thousand requests in real time would land in every window. Span export (batches every
+5 s) is left as it is: its cost per span is the real one, its per-batch part is overweighted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench.context import Bench
+from tests.bench.procs import ROOT, clean_environ
+from tests.bench.variants import FULL10, METRICS, OFF, Variant
+
+#: Full telemetry at 10 % is measured as its two kinds of request, so that the figure does not
+#: depend on how many of a few hundred requests happened to be sampled: every request not
+#: sampled (ratio 0), every request sampled (ratio 1); ``full10`` = 0.9 x the first + 0.1 x the
+#: second. Same sampler, same code path (the root decision is taken ahead at any ratio).
+UNSAMPLED = Variant(
+    "unsampled", "full, no request sampled", {**FULL10.env, "OTEL_TRACES_SAMPLER_ARG": "0"}
+)
+SAMPLED = Variant(
+    "sampled", "full, every request sampled", {**FULL10.env, "OTEL_TRACES_SAMPLER_ARG": "1"}
+)
+VARIANTS = (OFF, METRICS, UNSAMPLED, SAMPLED)
+ENDPOINTS = ("get_job", "post_job")
+#: requests counted per endpoint (a POST costs three status reads)
+REQUESTS = {"get_job": 300, "post_job": 100}
+QUICK_REQUESTS = {"get_job": 60, "post_job": 20}
+QUIET = {
+    "TRAWL_HEALTH_REFRESH_INTERVAL_S": "3600",
+    "TRAWL_QUEUE_STATS_INTERVAL_S": "3600",
+    "TRAWL_ERROR_FLUSH_INTERVAL_S": "3600",
+    "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
+}
+WINDOW_TIMEOUT_S = 600.0
+
+
+def available() -> bool:
+    return shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None
+
+
+def total_instructions(dump: Path) -> int:
+    """The dump's ``totals:`` (the sum of its costs). Not ``summary:``: after a first dump,
+    callgrind 3.19 writes a summary that is not this part's total (it can even wrap below
+    zero)."""
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise ValueError(f"no totals in {dump}")
+
+
+class _Driven:
+    """One variant's app under callgrind, and the control files it waits on."""
+
+    def __init__(self, bench: Bench, variant: Variant, requests: dict[str, int]) -> None:
+        self.variant = variant
+        label = f"instr_{variant.name}"
+        self.control = bench.workdir / "instructions" / variant.name
+        shutil.rmtree(self.control, ignore_errors=True)
+        self.control.mkdir(parents=True)
+        self.out = self.control / "callgrind.out"
+        env = bench.env(variant, bench.database("postgres", label), label, extra=QUIET)
+        self.log = (self.control / "app.log").open("wb")
+        self.popen = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={self.out}",
+                sys.executable,
+                "-m",
+                "tests.bench.inproc",
+                "--control",
+                str(self.control),
+                "--requests",
+                ",".join(f"{ep}={n}" for ep, n in requests.items()),
+                "--site-url",
+                bench.site_url("/p/1"),
+                *ENDPOINTS,
+            ],
+            cwd=ROOT,
+            env={**clean_environ(), **env, "PYTHONUNBUFFERED": "1"},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.next = 0  # the endpoint whose window is open or next
+
+    def _control(self, *args: str) -> None:
+        subprocess.run(
+            ["callgrind_control", *args, str(self.popen.pid)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def _alive_or_raise(self) -> None:
+        if self.popen.poll() is not None:
+            tail = (self.control / "app.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.variant.name} app under callgrind exited:\n{tail}")
+
+    def step(self) -> bool:
+        """Advance this app's windows by one event when ready; True once all are dumped."""
+        if self.next >= len(ENDPOINTS):
+            return True
+        self._alive_or_raise()
+        ep = ENDPOINTS[self.next]
+        if not (self.control / f"{ep}.go").exists():
+            if (self.control / f"{ep}.ready").exists():
+                self._control("-i", "on")
+                (self.control / f"{ep}.go").touch()
+        elif (self.control / f"{ep}.done").exists():
+            self._control("-d")
+            self._control("-i", "off")
+            (self.control / f"{ep}.next").touch()
+            self.next += 1
+        return self.next >= len(ENDPOINTS)
+
+    def finish(self, requests: dict[str, int]) -> dict[str, float]:
+        try:
+            self.popen.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        self.log.close()
+        dumps = sorted(
+            (p for p in self.control.glob("callgrind.out.*") if p.suffix[1:].isdigit()),
+            key=lambda p: int(p.suffix[1:]),
+        )
+        if len(dumps) != len(ENDPOINTS):
+            raise RuntimeError(f"{self.variant.name}: {len(dumps)} dumps, not {len(ENDPOINTS)}")
+        return {
+            ep: total_instructions(d) / requests[ep] for ep, d in zip(ENDPOINTS, dumps, strict=True)
+        }
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    if not available():
+        return {"skipped": "valgrind (callgrind) is not installed"}
+    requests = QUICK_REQUESTS if bench.config.quick else REQUESTS
+    bench.log(f"instructions: {len(VARIANTS)} apps under callgrind, {requests} requests")
+    started = time.monotonic()
+    apps = [_Driven(bench, v, requests) for v in VARIANTS]
+    try:
+        deadline = time.monotonic() + WINDOW_TIMEOUT_S
+        while not all([a.step() for a in apps]):  # an app that died raises here
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"callgrind windows not done after {WINDOW_TIMEOUT_S:.0f} s")
+            time.sleep(0.05)
+        per = {a.variant.name: a.finish(requests) for a in apps}
+    finally:
+        for a in apps:
+            a.kill()
+    per[FULL10.name] = {
+        ep: 0.9 * per[UNSAMPLED.name][ep] + 0.1 * per[SAMPLED.name][ep] for ep in ENDPOINTS
+    }
+    return {
+        "requests": requests,
+        "endpoints": list(ENDPOINTS),
+        "per_request": per,
+        "seconds": time.monotonic() - started,
+    }
