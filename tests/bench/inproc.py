@@ -24,7 +24,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGI = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
-WARM_UP = 100
+WARM_UP = 60
 
 
 async def call(
