@@ -193,8 +193,9 @@ def run(bench: Bench, db: str, profile_dir: Path | None) -> dict[str, Any]:
             s.proc.pin(OTHER_CORE)
             warm_up(bench, s)
         retried = 0
-        for r in range(cfg.rounds):
-            bench.log(f"api/{db}: round {r + 1}/{cfg.rounds}")
+        rounds = cfg.rounds if db == "postgres" else cfg.sqlite_rounds
+        for r in range(rounds):
+            bench.log(f"api/{db}: round {r + 1}/{rounds}")
             for ep in ENDPOINTS:
                 for n in rotate(names, r):
                     s = by_name[n]

@@ -34,7 +34,8 @@ PHASES = ("api", "instructions", "worker", "work", "health", "memory")
 @dataclass(frozen=True)
 class Config:
     quick: bool
-    rounds: int  # API
+    rounds: int  # API, PostgreSQL (where the targets are judged)
+    sqlite_rounds: int  # API, SQLite (reported, not judged)
     worker_rounds: int
     api_seconds: int  # one measured wrk run (wrk takes whole seconds)
     connections: int
@@ -53,14 +54,14 @@ class Config:
     def make(cls, quick: bool, phases: tuple[str, ...] = PHASES) -> Config:
         if quick:
             return cls(
-                quick=True, rounds=2, worker_rounds=2, api_seconds=1, connections=16,
-                count_requests=40, worker_pages=60, job_sizes=(50, 400, 2000),
+                quick=True, rounds=2, sqlite_rounds=2, worker_rounds=2, api_seconds=1,
+                connections=16, count_requests=40, worker_pages=60, job_sizes=(50, 400, 2000),
                 work_window_s=8.0, health_seconds=5.0, attack_requests=1500, attack_hosts=100,
                 soak_seconds=15.0, profile_seconds=3.0, phases=phases,
             )  # fmt: skip
         return cls(
-            quick=False, rounds=5, worker_rounds=6, api_seconds=1, connections=16,
-            count_requests=100, worker_pages=200, job_sizes=(50, 400, 2000),
+            quick=False, rounds=5, sqlite_rounds=3, worker_rounds=6, api_seconds=1,
+            connections=16, count_requests=100, worker_pages=200, job_sizes=(50, 400, 2000),
             work_window_s=20.0, health_seconds=8.0, attack_requests=3000, attack_hosts=400,
             soak_seconds=30.0, profile_seconds=8.0, phases=phases,
         )  # fmt: skip

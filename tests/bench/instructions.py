@@ -42,7 +42,7 @@ SAMPLED = Variant(
 VARIANTS = (OFF, METRICS, UNSAMPLED, SAMPLED)
 ENDPOINTS = ("get_job", "post_job")
 #: requests counted per endpoint (a POST costs three status reads)
-REQUESTS = {"get_job": 200, "post_job": 60}
+REQUESTS = {"get_job": 100, "post_job": 30}
 QUICK_REQUESTS = {"get_job": 60, "post_job": 20}
 QUIET = {
     "TRAWL_HEALTH_REFRESH_INTERVAL_S": "3600",

@@ -682,7 +682,8 @@ def header(results: dict[str, Any], report: Path) -> list[str]:
         "- CPU time is read from `/proc/<pid>/stat` (utime + stime of all threads, exporters "
         "included) before and after a run, and divided by the requests wrk got answered or the "
         "pages the job completed. Throughput is reported but not used to infer CPU.",
-        f"- Variants run side by side, interleaved: {cfg['rounds']} rounds, each measuring every"
+        f"- Variants run side by side, interleaved: {cfg['rounds']} rounds on PostgreSQL"
+        f" ({cfg.get('sqlite_rounds', cfg['rounds'])} on SQLite), each measuring every"
         " variant once per endpoint in a rotated order; figures are medians over rounds, "
         "[ranges] show the spread, and overheads are paired (each round against the baseline's "
         f"run of the same round). API runs last {cfg['api_seconds']} s each with "
