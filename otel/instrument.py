@@ -83,13 +83,41 @@ def instrument_sqlalchemy(engine: Any, *, enable_commenter: bool = False) -> boo
                 )
             # an engine otel.db times gets no contrib listener (below): the timing wrapper
             # calls the tracer's statement hooks itself
-            if timed_here(sync_engine) and not trace_statements(sync_engine, tracer):
-                return False
+            if timed_here(sync_engine):
+                _drop_statement_listeners(EngineTracer, sync_engine)
+                if not trace_statements(sync_engine, tracer):
+                    return False
             _sqla_engines.add(id(sync_engine))
         return True
     except Exception:
         _log.warning("SQLAlchemy instrumentation failed; continuing without it", exc_info=True)
         return False
+
+
+def _drop_statement_listeners(engine_tracer: Any, sync_engine: Any) -> None:
+    """An engine created after the contrib package wrapped ``create_engine`` (a second engine
+    in the process: ``make run``'s worker, a test's) got the contrib statement listeners at
+    creation. Once otel.db times and traces its statements they would make a second span per
+    statement: removed, and the engine's and its dialect's event flags cleared when no listener
+    is left on them."""
+    from sqlalchemy import event
+
+    params = engine_tracer._remove_event_listener_params
+    kept = []
+    for entry in list(params):
+        ref, identifier, func = entry
+        if ref() is sync_engine and identifier in _STATEMENT_EVENTS:
+            try:
+                event.remove(sync_engine, identifier, func)
+                continue
+            except Exception:
+                _log.debug("contrib listener not removed", exc_info=True)
+        kept.append(entry)
+    params[:] = kept
+    for target in (sync_engine, sync_engine.dialect):
+        dispatch = target.dispatch
+        if not any(getattr(dispatch, name) for name in dispatch._event_names):
+            target._has_events = False
 
 
 def _no_connect_span() -> None:
