@@ -12,6 +12,7 @@ import yaml
 
 from otel.export_stats import LOG_SCHEDULE_DELAY_MS
 from tests.bench import profile
+from tests.bench.context import PHASES
 from tests.bench.stats import paired_overhead, percentile, spread
 from tests.bench.variants import API_VARIANTS, BY_NAME
 
@@ -670,7 +671,8 @@ def header(results: dict[str, Any], report: Path) -> list[str]:
         "Reproduce: `make bench` (full run, writes this page, its JSON and the profiles under "
         "`docs/performance/`); `BENCH_QUICK=1 make bench` for a short run written to "
         "`var/bench/`; one phase: `.venv/bin/python -m tests.bench --phases api` (phases: "
-        "`api`, `worker`, `work`, `health`, `memory`).",
+        + ", ".join(f"`{p}`" for p in PHASES)
+        + ").",
         "",
         "## Method",
         "",
