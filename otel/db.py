@@ -202,6 +202,16 @@ def _current() -> _Instruments:
         return made
 
 
+def _now() -> _Instruments:
+    """:func:`_current`, for the hot paths: the global provider as the API holds it is one
+    attribute read (``get_meter_provider()`` is a call); :func:`_current` checks properly when
+    it differs."""
+    cached = _instruments
+    if cached is not None and cached[0] is getattr(_meter_api, "_METER_PROVIDER", None):
+        return cached[1]
+    return _current()
+
+
 def _live() -> list[_Engine]:
     return [e for e in list(_engines.values()) if e.ref() is not None]
 
@@ -251,12 +261,7 @@ def _wrap_pool(state: _Engine) -> None:
         finally:
             waiting.pop()
             try:
-                # the global provider as the API holds it: one attribute read where
-                # get_meter_provider() is a call; _current() checks properly when it differs
-                cached = _instruments
-                provider = getattr(_meter_api, "_METER_PROVIDER", None)
-                inst = cached[1] if cached is not None and cached[0] is provider else _current()
-                inst.wait_time.record(perf_counter() - started, attrs)
+                _now().wait_time.record(perf_counter() - started, attrs)
             except Exception:
                 _log.debug("pool metrics not recorded", exc_info=True)
 
@@ -336,17 +341,13 @@ def _timed(
             error = exc
             raise
         finally:
-            # the common case written out (a statement seen before, the instruments of the
-            # current provider): no call but the measurement's
+            # the common case: a statement seen before, the instruments of the current provider
             try:
                 statement = args[1]
                 attrs = known.get(statement) if error is None else None
                 if attrs is None:
                     attrs = _attributes(state, statement, error)
-                cached = _instruments
-                provider = getattr(_meter_api, "_METER_PROVIDER", None)
-                inst = cached[1] if cached is not None and cached[0] is provider else _current()
-                inst.duration.record(perf_counter() - started, attrs)
+                _now().duration.record(perf_counter() - started, attrs)
             except Exception:
                 _log.debug("db operation not recorded", exc_info=True)
             if span is not None:

@@ -40,6 +40,21 @@ def _app(*, trust_incoming: bool = False) -> FastAPI:
     return app
 
 
+def _count_started_spans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the spans the SDK's tracers are asked to start, from now on."""
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+
+    started: list[str] = []
+    original = SdkTracer.start_span
+
+    def counting(self: SdkTracer, name: str, *args: object, **kwargs: object) -> object:
+        started.append(name)
+        return original(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SdkTracer, "start_span", counting)
+    return started
+
+
 def _points(env: Env) -> list[dict[str, object]]:
     data = env.metrics.get_metrics_data()
     if data is None:
@@ -155,20 +170,12 @@ async def test_metrics_only_records_the_same_series_and_builds_no_span(
     """No trace exporter: no SDK tracer provider, so not one span object; the duration
     histogram has the same attributes as with tracing (route, status, error type)."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import Tracer as SdkTracer
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
     _setup.reset()
-    started: list[str] = []
-    original = SdkTracer.start_span
-
-    def counting(self: SdkTracer, name: str, *args: object, **kwargs: object) -> object:
-        started.append(name)
-        return original(self, name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SdkTracer, "start_span", counting)
+    started = _count_started_spans(monkeypatch)
     reader = InMemoryMetricReader()
     tel = otel.configure("trawl-test", service_version="0", metric_readers=[reader])
     try:
@@ -248,20 +255,12 @@ async def test_a_root_request_is_sampled_by_the_sdks_rule_before_any_span_is_bui
     recorded SERVER span only for ids under the bound, the SDK's ``start_span`` only for those,
     and every unsampled request still carries a valid, unsampled trace context."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import Tracer as SdkTracer
     from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
     _setup.reset()
-    started: list[str] = []
-    original = SdkTracer.start_span
-
-    def counting(self: SdkTracer, name: str, *args: object, **kwargs: object) -> object:
-        started.append(name)
-        return original(self, name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SdkTracer, "start_span", counting)
+    started = _count_started_spans(monkeypatch)
     spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
     tel = otel.configure(
         "trawl-test", service_version="0", span_exporter=spans, metric_readers=[reader]
