@@ -342,7 +342,14 @@ def test_the_heartbeat_stops_on_both_paths_while_the_loop_is_blocked(
         loop.call_soon_threadsafe(block)
         assert entered.wait(10)
         blocked_at = time.time()
-        first = ticks()
+
+        def settled() -> tuple[float, float] | None:
+            # a scrape may still serve the collection before the last tick (the exporter's
+            # queue): read until both paths show the same, the blocked loop's last tick
+            now = ticks()
+            return now if now[0] == now[1] else None
+
+        first = eventually_blocking(settled, what="both paths to show the same last tick")
         # let the wall clock move on
         eventually_blocking(lambda: time.time() > blocked_at + 0.5, what="half a second")
         second = ticks()  # both paths still answer (the SDK's threads) ...
