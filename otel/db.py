@@ -48,6 +48,7 @@ __all__ = [
     "pool_name",
     "timed_here",
     "trace_statements",
+    "under_unsampled_parent",
 ]
 
 _log = logging.getLogger("otel")
@@ -357,18 +358,24 @@ def _timed(
     return run
 
 
+def under_unsampled_parent() -> bool:
+    """The current span is unsampled and the sampler parent-based: nothing started below it can
+    be sampled, so instrumentation may skip building spans here (statements here, the contrib
+    tracer's patched hook and the httpx transport elsewhere)."""
+    if not SIGNALS.parent_based:
+        return False
+    span = get_context().get(SPAN_KEY)
+    if span is None:
+        return False
+    parent = span.get_span_context()
+    return not parent.trace_flags.sampled and parent.is_valid
+
+
 def _may_trace() -> bool:
     """Not suppressed, and not inside an unsampled span under a parent-based sampler (where
     nothing started can be sampled: the contrib tracer would build names and attributes first
     and ask the sampler last)."""
-    ctx = get_context()
-    if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY):
-        return False
-    parent = ctx.get(SPAN_KEY)
-    if parent is None or not SIGNALS.parent_based:
-        return True
-    parent_context = parent.get_span_context()
-    return bool(parent_context.trace_flags.sampled) or not parent_context.is_valid
+    return not get_context().get(_SUPPRESS_INSTRUMENTATION_KEY) and not under_unsampled_parent()
 
 
 def _start_span(

@@ -28,8 +28,8 @@ from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel._setup import SIGNALS
+from otel.db import under_unsampled_parent
 from otel.errors import exception_attributes, type_name
-from otel.instrument import under_unsampled_parent
 from otel.metrics import DURATION_BUCKETS_S, normalize_method
 from otel.redact import redact_url
 

@@ -16,9 +16,8 @@ from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 import otel._semconv  # noqa: F401  (must run before contrib imports)
-from otel._current import SPAN_KEY, get_context
 from otel._setup import SIGNALS
-from otel.db import instrument_engine, timed_here, trace_statements
+from otel.db import instrument_engine, timed_here, trace_statements, under_unsampled_parent
 
 __all__ = ["instrument_redis", "instrument_sqlalchemy", "quiet_unless_sampled"]
 
@@ -146,18 +145,6 @@ def quiet_unless_sampled(span: trace.Span) -> Iterator[None]:
         yield
     finally:
         context.detach(token)
-
-
-def under_unsampled_parent() -> bool:
-    """The current span is unsampled and the sampler parent-based: nothing started below it can
-    be sampled, so instrumentation may skip building spans here."""
-    if not SIGNALS.parent_based:
-        return False
-    span = get_context().get(SPAN_KEY)
-    if span is None:
-        return False
-    parent = span.get_span_context()
-    return not parent.trace_flags.sampled and parent.is_valid
 
 
 def _patch_engine_tracer(engine_tracer: Any) -> None:
