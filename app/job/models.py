@@ -66,6 +66,9 @@ class Job(Base):
     failed_tasks: Mapped[int] = mapped_column(Integer, default=0)
     cancelled_tasks: Mapped[int] = mapped_column(Integer, default=0)
     traceparent: Mapped[str | None] = mapped_column(String(64), default=None)
+    # the submitting request's X-Request-ID, for the logs of every attempt (a message sent
+    # again by the dispatcher carries no context of its own)
+    request_id: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

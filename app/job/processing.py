@@ -89,7 +89,9 @@ async def process(ctx: WorkerContext, task_id: str, carrier: dict[str, str] | No
             "url.full": otel.redact_url(task.url),
             "url.domain": domain,
         }
-        request_id = carried_request_id(carrier)  # the submitting request's, when sent by it
+        # the submitting request's: in the message it sent, else (a message sent again by the
+        # dispatcher, or a retry) stored with the job
+        request_id = carried_request_id(carrier) or job.request_id
         with (
             telemetry.consumer_span(
                 carrier,

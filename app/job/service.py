@@ -44,7 +44,7 @@ from app.proxy import service as proxy_service
 from app.queue import Publisher
 from app.security.ssrf import SsrfPolicy, check_submitted_urls
 from app.settings import Settings
-from app.telemetry import current_traceparent
+from app.telemetry import current_request_id, current_traceparent
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +152,7 @@ async def submit(
         existing = await repository.by_idempotency_key(session, api_key_id, idempotency_key)
         if existing is not None:
             return _replay(existing, digest, priority)
-    job = _new_job(api_key_id, payload, digest, idempotency_key, settings, current_traceparent())
+    job = _new_job(api_key_id, payload, digest, idempotency_key, settings)
     tasks = _new_tasks(job, payload)
     session.add(job)
     session.add_all(tasks)
@@ -188,7 +188,6 @@ def _new_job(
     digest: str,
     idempotency_key: str | None,
     settings: Settings,
-    traceparent: str | None,
 ) -> Job:
     options = payload.options.model_dump(mode="json")
     options["timeout_s"] = payload.options.timeout_s or settings.default_timeout_s
@@ -207,7 +206,8 @@ def _new_job(
         webhook_url=payload.webhook_url,
         client_metadata=payload.metadata,
         total_tasks=len(payload.urls),
-        traceparent=traceparent,
+        traceparent=current_traceparent(),
+        request_id=current_request_id(),
         created_at=utcnow(),
     )
 

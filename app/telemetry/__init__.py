@@ -8,6 +8,7 @@ from app.telemetry.metrics import CATALOGUE, instruments
 from app.telemetry.tracing import (
     background_span,
     carried_request_id,
+    current_request_id,
     current_traceparent,
     inject,
     tracer,
@@ -18,6 +19,7 @@ __all__ = [
     "background_span",
     "capture",
     "carried_request_id",
+    "current_request_id",
     "current_traceparent",
     "inject",
     "instruments",

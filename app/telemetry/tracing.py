@@ -19,6 +19,7 @@ _W3C = TraceContextTextMapPropagator()
 __all__ = [
     "background_span",
     "carried_request_id",
+    "current_request_id",
     "current_traceparent",
     "inject",
     "tracer",
@@ -45,12 +46,17 @@ def tracer() -> trace.Tracer:
 REQUEST_ID = "x-request-id"
 
 
+def current_request_id() -> str | None:
+    """The request id bound for the current request (``X-Request-ID``), if any."""
+    return otel.current_context().get("http.request.id")
+
+
 def inject() -> dict[str, str]:
     """W3C trace context of the current span and the request id, for a queue message (internal:
     never sent to third parties)."""
     carrier: dict[str, str] = {}
     _W3C.inject(carrier)
-    request_id = otel.current_context().get("http.request.id")
+    request_id = current_request_id()
     if request_id:
         carrier[REQUEST_ID] = request_id
     return carrier

@@ -453,6 +453,35 @@ async def test_logs_are_json_with_trace_ids_of_exported_spans(
     assert settled[0]["span.id"]
 
 
+async def test_every_attempt_logs_the_submitting_request_id(
+    stack: Stack, telemetry: Telemetry, site: TargetSite
+) -> None:
+    """The retry's message is sent again by the dispatcher, without the request's context: the
+    request id comes from the job row (a deferred task's later attempt is the same case)."""
+    path = f"/flaky/rid-{uuid.uuid4().hex[:6]}?fail=1"
+    r = await stack.client.post(
+        "/v1/jobs",
+        json=job_body([site.url(path)], options={"max_retries": 2}),
+        headers={"x-request-id": "rid-retried-1"},
+    )
+    job_id = r.json()["id"]
+    await wait_job(stack.client, job_id)
+
+    def both_settled() -> list[dict[str, Any]]:
+        telemetry.tel.force_flush(5.0)
+        found = [
+            dict(rec.log_record.attributes or {})
+            for rec in telemetry.logs.get_finished_logs()
+            if rec.log_record.body == "task attempt settled"
+            and (rec.log_record.attributes or {}).get("trawl.job.id") == job_id
+        ]
+        return found if {a["trawl.task.attempt"] for a in found} >= {1, 2} else []
+
+    settled = await eventually(both_settled, what="both attempts' settle records")
+    assert {a["trawl.outcome"] for a in settled} >= {"success"}
+    assert [a.get("http.request.id") for a in settled] == ["rid-retried-1"] * len(settled)
+
+
 async def test_cardinality_attack_leaves_series_bounded(
     stack: Stack, telemetry: Telemetry, site: TargetSite
 ) -> None:
