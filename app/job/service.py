@@ -228,6 +228,9 @@ def _new_tasks(job: Job, payload: JobCreate) -> list[Task]:
             max_attempts=max_attempts,
             next_attempt_at=now,
             enqueued_at=now,
+            # sent right after the commit (app/job/publish.py); a message lost in between is
+            # sent again after TRAWL_REDISPATCH_AFTER_S, one that fails is unmarked at once
+            dispatched_at=now,
             created_at=now,
         )
         for i, url in enumerate(payload.urls)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -10,6 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import Database
+from app.db.base import utcnow
+from app.job import repository
+from app.job import service as job_service
 from app.job.models import Job, Task
 from app.settings import Settings
 from tests.support.jobs import FIELDS, job_body, results, wait_job
@@ -384,3 +389,30 @@ async def test_nul_characters_are_validation_problems_and_nothing_is_stored(
     r = await admin_client.get("/v1/proxies", params={"pool": "a\u0000"})
     assert r.status_code == 422, r.text
     assert await _count_jobs(settings) == before
+
+
+async def test_a_dispatcher_between_the_jobs_commit_and_its_send_finds_nothing_to_send(
+    client: httpx.AsyncClient, app: Any, site: TargetSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tasks are committed marked as sent, in the job's own transaction. A dispatcher that
+    read the queue after that commit and before the request's send used to find them unsent
+    and send every one a second time."""
+    services = app.state.services
+    seen: list[set[str]] = []
+    send = job_service.publish
+
+    async def dispatcher_first(
+        session: Any, publisher: Any, task_ids: Sequence[str], *, new: bool
+    ) -> int:
+        now = utcnow()
+        redispatch_before = now - timedelta(seconds=services.settings.redispatch_after_s)
+        async with services.db.session() as other:
+            due = await repository.due_undispatched(other, now, redispatch_before, 100_000)
+        seen.append(set(due) & set(task_ids))
+        return await send(session, publisher, task_ids, new=new)
+
+    monkeypatch.setattr(job_service, "publish", dispatcher_first)
+    urls = [site.url("/page/1"), site.url("/page/2")]
+    r = await client.post("/v1/jobs", json=job_body(urls))
+    assert r.status_code == 202, r.text
+    assert seen == [set()]
