@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     domain_concurrency: int = Field(default=4, ge=1)
     domain_rate_per_s: float = Field(default=5.0, gt=0)
     politeness_max_wait_s: float = Field(default=2.0, ge=0)
+    # a task waiting longer is deferred to a return time booked for it, at most this far ahead
+    politeness_horizon_s: float = Field(default=300.0, gt=0)
 
     # Secrets at rest (proxy credentials, webhook signing secrets): Fernet, key derived from this
     secret_key: SecretStr | None = None

@@ -80,6 +80,7 @@ def worker_context(
             settings.redis_prefix,
             concurrency=settings.domain_concurrency,
             rate_per_s=settings.domain_rate_per_s,
+            horizon_s=settings.politeness_horizon_s,
         ),
         http=direct,
         worker_id=worker_id,

@@ -139,7 +139,7 @@ async def _process(ctx: WorkerContext, session: AsyncSession, task: Task, job: J
         return  # an early duplicate: the dispatcher sends it again when due
     domain = task.domain  # read now: a failed claim's rollback expires the task
     grant = await _acquire_slot(ctx, domain)
-    if grant.wait_s > 0:
+    if not grant.granted:  # back to SQL until the return time booked for it
         await _defer(session, task, grant.wait_s)
         telemetry.tasks_enqueued(1, "deferred")
         return
@@ -202,25 +202,31 @@ async def _recover(ctx: WorkerContext, task_id: str) -> None:
 
 
 async def _acquire_slot(ctx: WorkerContext, domain: str) -> Grant:
-    """Wait here for short politeness delays; longer ones go back to the dispatcher."""
+    """Wait here for short politeness delays (a start reserved within the budget, a short
+    throttle, a full domain); a longer one comes back booked (``defer``)."""
     lease_s = ctx.settings.max_timeout_s + 10
-    deadline = asyncio.get_running_loop().time() + ctx.settings.politeness_max_wait_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.politeness_max_wait_s
+    reserved = False
     while True:
-        grant = await ctx.politeness.acquire(domain, lease_s=lease_s)
-        if grant.wait_s == 0:
+        budget = max(0.0, deadline - loop.time())
+        grant = await ctx.politeness.acquire(
+            domain, lease_s=lease_s, budget_s=budget, reserved=reserved
+        )
+        if grant.granted:
             return grant
         telemetry.throttled(grant.reason)
-        if grant.wait_s > deadline - asyncio.get_running_loop().time():
+        if grant.defer:
             return grant
+        reserved = reserved or grant.reserved
         await asyncio.sleep(grant.wait_s)
 
 
 async def _defer(session: AsyncSession, task: Task, wait_s: float) -> None:
-    """The domain is busy for a while: hand the task back to the dispatcher, due later.
-
-    Jitter spreads the tasks that waited on the same domain, so they do not return together.
+    """Hand the task back to the dispatcher, due after ``wait_s``: a return time booked for it
+    on its domain (no jitter: bookings are one interval apart already), or now when draining.
     """
-    until = utcnow() + timedelta(seconds=wait_s * (1 + _jitter.random()))
+    until = utcnow() + timedelta(seconds=wait_s)
     # one guarded UPDATE is atomic by itself: autocommit, no BEGIN/COMMIT round trips (a
     # deferral is what a task waiting for its domain costs, so it should cost little)
     await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

@@ -3,6 +3,19 @@
 Each domain has a concurrency limit (leases in a sorted set, scored by expiry, so a dead
 worker's lease lapses by itself), a minimum interval between request starts, and an optional
 ``throttled until`` time set when the site answers 429/503 with ``Retry-After``.
+
+What a task waiting for its domain costs is kept small by giving each waiter a time rather than
+a retry (docs/architecture.md, "Waiting for a domain"):
+
+* **Reserved starts.** A start that is due within the caller's wait budget is reserved: the
+  domain's next start moves on by one interval at once, and the caller sleeps until its own
+  start. Waiters do not all wake at the next free start to race for it (a herd that cost one
+  script call per waiter per start).
+* **Booked returns.** A task that would wait longer goes back to SQL (deferred) until a return
+  time booked for it: bookings are spaced by the interval after the domain's last booking, so
+  a backlog of N tasks comes back one interval apart over N intervals instead of every few
+  seconds all at once. Bookings reach at most ``horizon_s`` ahead: a cancelled job's bookings
+  cannot hold a domain's line for longer than that.
 """
 
 from __future__ import annotations
@@ -14,24 +27,44 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 _ACQUIRE = """
-local leases, next_key, throttle_key = KEYS[1], KEYS[2], KEYS[3]
-local now, lease_ms, limit, interval_ms, token, busy_retry_ms =
-  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5],
-  tonumber(ARGV[6])
+local leases, next_key, throttle_key, booked_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, lease_ms, limit, interval_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local busy_retry_ms, budget_ms, horizon_ms, reserved = tonumber(ARGV[6]), tonumber(ARGV[7]),
+  tonumber(ARGV[8]), ARGV[9] == '1'
 local throttled = tonumber(redis.call('GET', throttle_key) or '0')
-if throttled > now then return {throttled - now, 1} end
+local next_at = tonumber(redis.call('GET', next_key) or '0')
+
+-- the caller goes back to SQL until a return time of its own, one interval after the last one
+local function book(code)
+  local booked = tonumber(redis.call('GET', booked_key) or '0')
+  local slot = math.min(math.max(booked + interval_ms, next_at, now + 1), now + horizon_ms)
+  slot = math.max(slot, throttled)
+  redis.call('SET', booked_key, slot, 'PX', slot - now + 1000)
+  return {slot - now, code, 1}
+end
+
+if throttled > now then
+  if throttled - now <= budget_ms then return {throttled - now, 1, 0} end
+  return book(1)
+end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 if redis.call('ZCARD', leases) >= limit then
   -- a lease is released when its fetch ends, which we cannot know: look again in a while
   local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
-  return {math.min(math.max(tonumber(first[2]) - now, 10), busy_retry_ms), 2}
+  local retry = math.min(math.max(tonumber(first[2]) - now, 10), busy_retry_ms)
+  if retry <= budget_ms then return {retry, 2, 0} end
+  return book(2)
 end
-local next_at = tonumber(redis.call('GET', next_key) or '0')
-if next_at > now then return {next_at - now, 3} end
-redis.call('SET', next_key, now + interval_ms, 'PX', interval_ms + 1000)
+if not reserved then
+  local start = math.max(next_at, now)
+  if start - now > budget_ms then return book(3) end
+  redis.call('SET', next_key, start + interval_ms, 'PX', start - now + interval_ms + 1000)
+  if start > now then return {start - now, 4, 0} end
+end
 redis.call('ZADD', leases, now + lease_ms, token)
 redis.call('PEXPIRE', leases, lease_ms + 1000)
-return {0, 0}
+return {0, 0, 0}
 """
 
 _THROTTLE = """
@@ -43,36 +76,65 @@ end
 return 1
 """
 
-WAIT_REASONS = {1: "throttled", 2: "concurrency", 3: "rate"}
+WAIT_REASONS = {1: "throttled", 2: "concurrency", 3: "rate", 4: "rate"}
+RESERVED = 4
 BUSY_RETRY_MS = 1000  # when every slot of a domain is taken, look again after about this
+HORIZON_S = 300.0  # bookings reach at most this far ahead (TRAWL_POLITENESS_HORIZON_S)
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """``wait_s == 0``: the slot is held under ``token``; otherwise retry after ``wait_s``."""
+    """What the domain answered.
+
+    * ``granted``: the slot is held under ``token``; fetch now, then :meth:`Politeness.release`.
+    * ``reserved``: a start is reserved ``wait_s`` ahead; sleep, then ask again with
+      ``reserved=True`` (only the concurrency limit is checked then).
+    * ``defer``: hand the task back until ``wait_s`` from now, a return time booked for it.
+    * otherwise: ask again after ``wait_s`` (a short throttle or a full domain).
+    """
 
     wait_s: float
     reason: str | None
     token: str
+    reserved: bool = False
+    defer: bool = False
+
+    @property
+    def granted(self) -> bool:
+        return self.reason is None
 
 
 class Politeness:
-    def __init__(self, redis: Redis, prefix: str, *, concurrency: int, rate_per_s: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        concurrency: int,
+        rate_per_s: float,
+        horizon_s: float = HORIZON_S,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.concurrency = concurrency
         self.interval_ms = max(1, int(1000 / rate_per_s))
+        self.horizon_ms = max(self.interval_ms, int(horizon_s * 1000))
         self._acquire = redis.register_script(_ACQUIRE)
         self._throttle = redis.register_script(_THROTTLE)
 
     def _keys(self, domain: str) -> list[str]:
         base = f"{self.prefix}:domain:{domain}"
-        return [f"{base}:leases", f"{base}:next", f"{base}:throttle"]
+        return [f"{base}:leases", f"{base}:next", f"{base}:throttle", f"{base}:booked"]
 
-    async def acquire(self, domain: str, lease_s: float) -> Grant:
+    async def acquire(
+        self, domain: str, lease_s: float, *, budget_s: float = 0.0, reserved: bool = False
+    ) -> Grant:
+        """Ask for a slot on ``domain``, willing to wait up to ``budget_s`` in this process
+        (a longer wait is booked: ``defer``). ``reserved``: the caller slept until the start
+        reserved for it, and asks for the concurrency lease alone."""
         token = uuid.uuid4().hex
         now = int(time.time() * 1000)
-        wait_ms, code = await self._acquire(
+        wait_ms, code, booked = await self._acquire(
             keys=self._keys(domain),
             args=[
                 now,
@@ -81,9 +143,19 @@ class Politeness:
                 self.interval_ms,
                 token,
                 BUSY_RETRY_MS,
+                max(0, int(budget_s * 1000)),
+                self.horizon_ms,
+                1 if reserved else 0,
             ],
         )
-        return Grant(int(wait_ms) / 1000, WAIT_REASONS.get(int(code)), token)
+        code = int(code)
+        return Grant(
+            int(wait_ms) / 1000,
+            WAIT_REASONS.get(code),
+            token,
+            reserved=code == RESERVED,
+            defer=bool(int(booked)),
+        )
 
     async def release(self, domain: str, token: str) -> None:
         await self.redis.zrem(self._keys(domain)[0], token)
