@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import otel
@@ -19,7 +20,7 @@ from app.auth.models import ApiKey
 from app.db import Database
 from app.errors import AppError
 from app.health import HealthService
-from app.queue import Publisher
+from app.queue import Bookings, Publisher
 from app.settings import Settings
 from app.validation import NUL, NUL_MESSAGE
 
@@ -58,6 +59,15 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_bookings(services: ServicesDep) -> Bookings:
+    # the API's Redis connections are the queue broker's pool; this client borrows it
+    redis = Redis(connection_pool=services.publisher.broker.connection_pool)
+    return Bookings(redis, services.settings.redis_prefix)
+
+
+BookingsDep = Annotated[Bookings, Depends(get_bookings)]
 
 
 def _identify(request: Request, key_id: str) -> None:

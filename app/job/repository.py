@@ -236,15 +236,20 @@ async def finish_job_if_done(session: AsyncSession, job_id: str) -> Job | None:
     return job
 
 
-async def cancel_queued_tasks(session: AsyncSession, job_id: str) -> int:
+async def cancel_queued_tasks(session: AsyncSession, job_id: str) -> tuple[int, set[str]]:
+    """Cancel the job's queued tasks; returns how many, and the domains of those that were
+    waiting for a later time (a return booked on the domain, or a retry's back-off)."""
     now = utcnow()
-    result = await session.execute(
-        update(Task)
-        .where(Task.job_id == job_id, Task.status == TaskStatus.QUEUED)
-        .values(status=TaskStatus.CANCELLED, finished_at=now, last_outcome="cancelled")
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    rows = (
+        await session.execute(
+            update(Task)
+            .where(Task.job_id == job_id, Task.status == TaskStatus.QUEUED)
+            .values(status=TaskStatus.CANCELLED, finished_at=now, last_outcome="cancelled")
+            .returning(Task.domain, Task.next_attempt_at)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    return len(rows), {domain for domain, due in rows if due > now}
 
 
 async def heartbeat(session: AsyncSession, worker_id: str, task_ids: Sequence[str]) -> int:

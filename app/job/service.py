@@ -41,7 +41,7 @@ from app.job.schemas import (
 )
 from app.job.urls import UrlInvalid, check_url, domain_of
 from app.proxy import service as proxy_service
-from app.queue import Publisher
+from app.queue import Bookings, Publisher
 from app.security.ssrf import SsrfPolicy, check_submitted_urls
 from app.settings import Settings
 from app.telemetry import current_request_id, current_traceparent
@@ -253,8 +253,10 @@ async def read(db: Database, job_id: str, api_key_id: str) -> JobRead:
     return to_read(row)
 
 
-async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
-    """Cooperative cancel: queued tasks stop now, running ones at their next check."""
+async def cancel(session: AsyncSession, bookings: Bookings, job_id: str, api_key_id: str) -> Job:
+    """Cooperative cancel: queued tasks stop now, running ones at their next check. The return
+    times booked for its waiting tasks are forgotten, so that no other job's tasks are booked
+    behind them (app/queue/politeness.py)."""
     job = await get(session, job_id, api_key_id)
     if JobStatus(job.status).terminal:
         raise JobAlreadyFinished(f"Job {job_id} is already {job.status}", status_value=job.status)
@@ -262,11 +264,12 @@ async def cancel(session: AsyncSession, job_id: str, api_key_id: str) -> Job:
         job.cancel_requested_at = utcnow()
         job.status = JobStatus.CANCELLING
         await session.flush()
-    cancelled = await repository.cancel_queued_tasks(session, job.id)
+    cancelled, waiting_on = await repository.cancel_queued_tasks(session, job.id)
     await repository.add_finished_tasks(session, job.id, cancelled=cancelled)
     finished = await repository.finish_job_if_done(session, job.id)
     await events.on_finished(session, finished)  # outbox, same transaction
     await session.commit()
+    await bookings.forget(waiting_on)
     await session.refresh(job)
     if finished is not None:
         telemetry.job_finished(finished)

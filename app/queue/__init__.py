@@ -13,10 +13,11 @@ from app.queue.broker import (
     stream_state,
     worker_key,
 )
-from app.queue.politeness import Grant, Politeness
+from app.queue.politeness import Bookings, Grant, Politeness
 
 __all__ = [
     "CONSUMER_GROUP",
+    "Bookings",
     "Grant",
     "Politeness",
     "Publisher",

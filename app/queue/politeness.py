@@ -14,14 +14,18 @@ a retry (docs/architecture.md, "Waiting for a domain"):
 * **Booked returns.** A task that would wait longer goes back to SQL (deferred) until a return
   time booked for it: bookings are spaced by the interval after the domain's last booking, so
   a backlog of N tasks comes back one interval apart over N intervals instead of every few
-  seconds all at once. Bookings reach at most ``horizon_s`` ahead: a cancelled job's bookings
-  cannot hold a domain's line for longer than that.
+  seconds all at once. Bookings reach at most ``horizon_s`` ahead.
+* **Cancelled bookings.** A cancelled job's tasks never come back: :class:`Bookings` (the API's
+  side) clears the line of each domain they were booked on, so the next job's tasks are not
+  booked behind them, onto a domain left idle.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -76,6 +80,8 @@ end
 return 1
 """
 
+log = logging.getLogger("trawl.api")  # Bookings is the API's side
+
 WAIT_REASONS = {1: "throttled", 2: "concurrency", 3: "rate", 4: "rate"}
 RESERVED = 4
 BUSY_RETRY_MS = 1000  # when every slot of a domain is taken, look again after about this
@@ -123,8 +129,7 @@ class Politeness:
         self._throttle = redis.register_script(_THROTTLE)
 
     def _keys(self, domain: str) -> list[str]:
-        base = f"{self.prefix}:domain:{domain}"
-        return [f"{base}:leases", f"{base}:next", f"{base}:throttle", f"{base}:booked"]
+        return _keys(self.prefix, domain)
 
     async def acquire(
         self, domain: str, lease_s: float, *, budget_s: float = 0.0, reserved: bool = False
@@ -164,3 +169,32 @@ class Politeness:
         """Hold every worker off ``domain`` for ``seconds`` (a 429/503 ``Retry-After``)."""
         until = int((time.time() + seconds) * 1000)
         await self._throttle(keys=[self._keys(domain)[2]], args=[until, int(seconds * 1000) + 1000])
+
+
+class Bookings:
+    """Forgetting the return times booked for tasks that will not come back (a cancelled job's).
+
+    The domain's line starts again from its next free start; a task of another job still booked
+    on it comes back at its time and, if that start is taken, is booked again. Never raises:
+    with Redis down the line simply runs out (``horizon_s`` at most)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def forget(self, domains: Iterable[str]) -> None:
+        keys = [_keys(self.prefix, d)[3] for d in sorted(set(domains))]
+        if not keys:
+            return
+        try:
+            await self.redis.delete(*keys)
+        except Exception as exc:
+            log.warning(
+                "could not clear the domains' booked returns",
+                extra={"error.type": type(exc).__name__},
+            )
+
+
+def _keys(prefix: str, domain: str) -> list[str]:
+    base = f"{prefix}:domain:{domain}"
+    return [f"{base}:leases", f"{base}:next", f"{base}:throttle", f"{base}:booked"]

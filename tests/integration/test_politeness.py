@@ -9,6 +9,7 @@ is asserted.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from app.job.urls import check_url, domain_of
 from app.main import create_app
 from app.queue import Politeness, stream_name
 from app.worker import Worker
@@ -25,6 +27,7 @@ from tests.support.config import ADMIN_KEY, make_settings
 from tests.support.databases import Databases
 from tests.support.jobs import job_body, wait_job
 from tests.support.target_site import TargetSite
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 LEASE_S = 60.0
@@ -160,3 +163,29 @@ async def test_a_backlog_on_one_domain_comes_back_about_once_per_task(
     info = await redis.xinfo_stream(stream_name(settings.redis_prefix))
     sent_again = int(info["entries-added"]) - len(urls)
     assert 0 < sent_again <= 1.25 * len(urls), sent_again
+
+
+async def test_a_cancelled_jobs_bookings_are_forgotten(
+    polite_stack: tuple[httpx.AsyncClient, Any], site: TargetSite, redis: Redis
+) -> None:
+    """A cancelled job's waiting tasks never come back: the next job's tasks are not booked
+    behind them (the domain would sit idle until the line ran out)."""
+    client, settings = polite_stack
+    urls = [site.url(f"/page/cancelled-{i}") for i in range(60)]
+    domain = domain_of(check_url(urls[0], max_length=len(urls[0])))
+    polite = Politeness(redis, settings.redis_prefix, concurrency=2, rate_per_s=10)
+    booked_key = polite._keys(domain)[3]
+    r = await client.post("/v1/jobs", json=job_body(urls))
+    assert r.status_code == 202, r.text
+
+    async def booked_seconds_ahead() -> bool:
+        value = await redis.get(booked_key)
+        return value is not None and int(value) - time.time() * 1000 > 4000
+
+    await eventually(booked_seconds_ahead, what="returns booked seconds ahead")
+    cancel = await client.post(f"/v1/jobs/{r.json()['id']}/cancel")
+    assert cancel.status_code == 202, cancel.text
+    # behind at most the reservations still held, and the bookings of the few deliveries the
+    # worker had in hand when the job was cancelled (0.1 s each)
+    nxt = await polite.acquire(domain, LEASE_S, budget_s=0)
+    assert nxt.granted or nxt.wait_s <= 2.0, nxt

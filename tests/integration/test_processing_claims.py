@@ -138,7 +138,8 @@ async def test_the_worker_and_a_cancel_take_their_locks_in_one_order(
                         lambda: _waiting_on_a_lock(db), 10, what="the worker waiting on a row lock"
                     )
                     # the cancel's second half must not deadlock with it
-                    assert await repository.cancel_queued_tasks(cancel, job.id) == 1
+                    cancelled, _ = await repository.cancel_queued_tasks(cancel, job.id)
+                    assert cancelled == 1
                 result = await asyncio.wait_for(worker, timeout=10)
                 if path == "first-claim":
                     assert result is False

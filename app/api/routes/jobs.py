@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from app.api.deps import CallerDep, ServicesDep, SessionDep
+from app.api.deps import BookingsDep, CallerDep, ServicesDep, SessionDep
 from app.api.problems import responses
 from app.job import service
 from app.job.models import JobStatus, TaskStatus
@@ -82,8 +82,10 @@ async def get_job(job_id: str, key: CallerDep, services: ServicesDep) -> JobRead
     response_model=JobRead,
     responses=responses(404, 409),
 )
-async def cancel_job(job_id: str, key: CallerDep, session: SessionDep) -> JobRead:
-    return service.to_read(await service.cancel(session, job_id, key.id))
+async def cancel_job(
+    job_id: str, key: CallerDep, session: SessionDep, bookings: BookingsDep
+) -> JobRead:
+    return service.to_read(await service.cancel(session, bookings, job_id, key.id))
 
 
 @router.get("/{job_id}/results", response_model=ResultPage, responses=responses(400, 404))
