@@ -22,6 +22,7 @@ class Pair:
     api_proc: Proc
     worker: Proc
     api: Api
+    prefix: str  # the pair's Redis key prefix (its task stream is ``<prefix>:tasks``)
 
     def procs(self) -> list[Proc]:
         return [self.api_proc, self.worker]
@@ -36,7 +37,7 @@ def start_pairs(
     api_extra: dict[str, str] | None = None,
     api_variant: Variant = OFF,
 ) -> list[Pair]:
-    started: list[tuple[Variant, Proc, Proc]] = []
+    started: list[tuple[Variant, Proc, Proc, str]] = []
     workdir = bench.workdir / "procs"
     try:
         for v in variants:
@@ -50,16 +51,16 @@ def start_pairs(
             api = start_api(f"{label}_api", api_env, workdir)
             wait_api_ready(api, 120)
             worker_env = bench.env(v, url, label, extra, prefix)
-            started.append((v, api, start_worker(f"{label}_worker", worker_env, workdir)))
+            started.append((v, api, start_worker(f"{label}_worker", worker_env, workdir), prefix))
         pairs = []
-        for v, api, worker in started:
+        for v, api, worker, prefix in started:
             wait_log_line(worker, "worker started", 120)
             api.pin(OTHER_CORE)
             worker.pin(OTHER_CORE)
-            pairs.append(Pair(v, api, worker, new_key(api.base_url)))
+            pairs.append(Pair(v, api, worker, new_key(api.base_url), prefix))
         return pairs
     except Exception:
-        stop_all([p for _, a, w in started for p in (a, w)])
+        stop_all([p for _, a, w, _ in started for p in (a, w)])
         raise
 
 
