@@ -196,18 +196,25 @@ def stop() -> dict[str, Any]:
 
 
 def install_signal_handlers() -> None:
-    """``SIGUSR1``: start counting; ``SIGUSR2``: stop and write ``$BENCH_COUNTS_FILE``."""
+    """``SIGUSR1``: start counting; ``SIGUSR2``: stop and write ``$BENCH_COUNTS_FILE``.
+
+    The handlers hand the work to a thread: a handler runs on the main thread between two
+    bytecodes, possibly inside :func:`_count` with ``_lock`` held, and taking the lock there
+    would deadlock the process (it did, when counting was switched while a worker was busy)."""
     target = os.environ.get("BENCH_COUNTS_FILE")
 
-    def on_start(_sig: int, _frame: Any) -> None:
-        start()
-
-    def on_stop(_sig: int, _frame: Any) -> None:
+    def stop_and_write() -> None:
         counts = stop()
         if target:
             tmp = Path(target + ".tmp")
             tmp.write_text(json.dumps(counts))
             tmp.replace(target)
+
+    def on_start(_sig: int, _frame: Any) -> None:
+        threading.Thread(target=start, name="bench-count-start", daemon=True).start()
+
+    def on_stop(_sig: int, _frame: Any) -> None:
+        threading.Thread(target=stop_and_write, name="bench-count-stop", daemon=True).start()
 
     signal.signal(signal.SIGUSR1, on_start)
     signal.signal(signal.SIGUSR2, on_stop)

@@ -53,7 +53,7 @@ class Proc:
         with contextlib.suppress(FileNotFoundError):
             self.counts_path.unlink()
         os.kill(self.pid, signal.SIGUSR1)
-        time.sleep(0.05)  # the handler runs between two bytecodes of the main thread
+        time.sleep(0.05)  # the handler (between two bytecodes of the main thread) starts a thread
 
     def count_stop(self, timeout_s: float = 60.0) -> dict[str, Any]:
         os.kill(self.pid, signal.SIGUSR2)

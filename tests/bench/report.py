@@ -292,10 +292,10 @@ def work_section(res: dict[str, Any], lifted_ms: float) -> list[str]:
         steady = r.get("steady_ms_per_page")
         intake = r.get("intake_ms_per_waiting_task")
         # each part is shown where it says something: a steady figure over 20 pages or more,
-        # an intake figure where at least half the job was left waiting (a line formed)
+        # an intake figure where the tasks wait for their one domain (a line formed)
         if (r.get("steady") or {}).get("pages", 0) < MIN_STEADY_PAGES:
             steady = intake = None
-        elif r["urls"] - (r.get("intake") or {}).get("pages", r["urls"]) < r["urls"] / 2:
+        elif r["domains"] != 1:
             intake = None
         rows.append(
             [
