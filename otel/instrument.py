@@ -116,7 +116,9 @@ def _drop_statement_listeners(engine_tracer: Any, sync_engine: Any) -> None:
     for target in (sync_engine, sync_engine.dialect):
         dispatch = target.dispatch
         if not any(getattr(dispatch, name) for name in dispatch._event_names):
-            target._has_events = False
+            # the instance's own flag goes, the class's shows through: a listener registered
+            # later for every engine (``event.listen(Engine, ...)``) still fires on this one
+            target.__dict__.pop("_has_events", None)
 
 
 def _no_connect_span() -> None:

@@ -130,3 +130,32 @@ async def test_statements_are_timed_and_traced_without_engine_listeners(tel_env:
         for p in m.data.data_points
     ]
     assert None in errors and any(e and "OperationalError" in e for e in errors), errors
+
+
+async def test_a_listener_added_later_for_every_engine_still_fires(tel_env: Env) -> None:
+    """Clearing the contrib listeners' flag on an engine must not hide listeners registered
+    afterwards on the Engine class (an application's, or a profiler's)."""
+    import sqlalchemy.ext.asyncio
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    first = create_async_engine("sqlite+aiosqlite:///:memory:")
+    assert otel.instrument_sqlalchemy(first)  # the contrib package now wraps create_engine
+    engine = sqlalchemy.ext.asyncio.create_async_engine("sqlite+aiosqlite:///:memory:")
+    seen: list[str] = []
+
+    def before(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    was = Engine.__dict__["_has_events"]
+    try:
+        assert otel.instrument_sqlalchemy(engine)
+        event.listen(Engine, "before_cursor_execute", before)
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 42"))
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+        Engine._has_events = was  # as before this test, for the engines of later ones
+        await engine.dispose()
+        await first.dispose()
+    assert "SELECT 42" in seen
