@@ -88,6 +88,10 @@ def _sql() -> None:
         "commit": on_commit,
         "rollback": on_rollback,
     }
+    # SQLAlchemy leaves the class's event flag set when its listeners are removed: put it back,
+    # or every later Connection would join the engine's event dispatch
+    was = Engine.__dict__.get("_has_events", False)
+    _undo.append(lambda: setattr(Engine, "_has_events", was))
     for name, fn in hooks.items():
         event.listen(Engine, name, fn)
         _undo.append(lambda name=name, fn=fn: event.remove(Engine, name, fn))
