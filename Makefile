@@ -109,7 +109,7 @@ clean:
 canary: install
 	$(PY) -m app.canary
 
-# Benchmarks (docs/performance.md): about 14 minutes on 2 cores; needs wrk, valgrind (the
+# Benchmarks (docs/performance.md): 15 to 25 minutes on 2 cores (the machine's speed varies); needs wrk, valgrind (the
 # instruction counts; skipped without it), redis-server and
 # PostgreSQL's server binaries (a cluster of its own; BENCH_POSTGRES_URL: an existing server). The [bench] extra is installed here
 # only: scrapy, prometheus-fastapi-instrumentator and py-spy are never runtime dependencies.

@@ -20,6 +20,7 @@ from tests.bench import (
     report,
     work_bench,
     worker_bench,
+    worker_instructions,
 )
 from tests.bench.context import PHASES, Bench, Config, default_postgres_url
 from tests.bench.procs import ROOT
@@ -92,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             "postgres": api_bench.run(bench, "postgres", profiles),
             "sqlite": api_bench.run(bench, "sqlite", None),
         },
-        "instructions": lambda: instructions.run(bench),
+        "instructions": lambda: {
+            **instructions.run(bench),
+            "worker": worker_instructions.run(bench),
+        },
         "worker": lambda: worker_bench.run(bench, profiles),
         "work": lambda: work_bench.run(bench),
         "health": lambda: health_bench.run(bench),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ def start_pairs(
     extra: dict[str, str] | None = None,
     api_extra: dict[str, str] | None = None,
     api_variant: Variant = OFF,
+    worker_wrap: Callable[[Variant], list[str]] | None = None,
+    ready_s: float = 120.0,
 ) -> list[Pair]:
     started: list[tuple[Variant, Proc, Proc, str]] = []
     workdir = bench.workdir / "procs"
@@ -51,10 +54,12 @@ def start_pairs(
             api = start_api(f"{label}_api", api_env, workdir)
             wait_api_ready(api, 120)
             worker_env = bench.env(v, url, label, extra, prefix)
-            started.append((v, api, start_worker(f"{label}_worker", worker_env, workdir), prefix))
+            wrap = worker_wrap(v) if worker_wrap else None
+            worker = start_worker(f"{label}_worker", worker_env, workdir, wrap)
+            started.append((v, api, worker, prefix))
         pairs = []
         for v, api, worker, prefix in started:
-            wait_log_line(worker, "worker started", 120)
+            wait_log_line(worker, "worker started", ready_s)
             api.pin(OTHER_CORE)
             worker.pin(OTHER_CORE)
             pairs.append(Pair(v, api, worker, new_key(api.base_url), prefix))

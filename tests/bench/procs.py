@@ -101,15 +101,25 @@ def clean_environ() -> dict[str, str]:
     }
 
 
-def _launch(name: str, role: str, args: list[str], env: dict[str, str], workdir: Path) -> Proc:
+def _launch(
+    name: str,
+    role: str,
+    args: list[str],
+    env: dict[str, str],
+    workdir: Path,
+    wrap: list[str] | None = None,
+) -> Proc:
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     counts = workdir / f"{name}.counts.json"
     full_env = {**clean_environ(), **env, "BENCH_COUNTS_FILE": str(counts), "PYTHONUNBUFFERED": "1"}
+    entry = [sys.executable, "-m", "tests.bench.entry", role, *args]
+    # ``wrap``: a command the process runs under (valgrind), after taskset and before Python
+    command = ["taskset", "-c", ALL_CORES, *(wrap or []), *entry]
     popen = subprocess.Popen(
         # start-up (imports, migrations) may use both cores; the caller pins the process once
         # it is ready
-        ["taskset", "-c", ALL_CORES, sys.executable, "-m", "tests.bench.entry", role, *args],
+        command,
         cwd=ROOT,
         env=full_env,
         stdout=log_path.open("wb"),
@@ -128,8 +138,10 @@ def start_api(name: str, env: dict[str, str], workdir: Path, *, pfi: bool = Fals
     return proc
 
 
-def start_worker(name: str, env: dict[str, str], workdir: Path) -> Proc:
-    return _launch(name, "worker", [], env, workdir)
+def start_worker(
+    name: str, env: dict[str, str], workdir: Path, wrap: list[str] | None = None
+) -> Proc:
+    return _launch(name, "worker", [], env, workdir, wrap)
 
 
 def wait_api_ready(proc: Proc, timeout_s: float = 60.0) -> None:

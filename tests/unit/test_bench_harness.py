@@ -3,6 +3,7 @@ timing is asserted here: the bench measures, the tests only check the instrument
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -103,6 +104,9 @@ def test_counting_hooks_count_sql_and_uninstall() -> None:
     with engine.connect() as c:
         c.execute(text("SELECT 2"))
     assert hooks.stop().get("sql", {}) == {}
+    from sqlalchemy.engine import Engine
+
+    assert not Engine._has_events  # as before counting: later engines join no dispatch
     assert hooks.sql_key('UPDATE "tasks" SET x=1') == "UPDATE tasks"
 
 
@@ -192,3 +196,54 @@ def test_callgrind_totals_and_the_instructions_table(tmp_path: Path) -> None:
     assert "Not measured: no valgrind" in "\n".join(
         report.instructions_section({"skipped": "no valgrind"})
     )
+
+
+def test_counting_is_switched_by_signals_off_the_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handlers hand the work to a thread: one taking the counts lock itself deadlocked a
+    process interrupted inside ``_count``. Switched here while this thread holds the lock."""
+    import signal
+    import threading
+
+    from tests.support.wait import eventually_blocking as poll
+
+    target = tmp_path / "counts.json"
+    monkeypatch.setenv("BENCH_COUNTS_FILE", str(target))
+    before = (signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGUSR2))
+    hooks.install_signal_handlers()
+    engine = create_engine("sqlite://")
+    try:
+        with hooks._lock:  # as if interrupted inside _count
+            os.kill(os.getpid(), signal.SIGUSR1)
+        poll(lambda: bool(hooks._undo), 10, what="counting on")
+        with engine.connect() as c:
+            c.execute(text("SELECT 1"))
+        with hooks._lock:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        poll(target.exists, 10, what="the counts file")
+    finally:
+        signal.signal(signal.SIGUSR1, before[0])
+        signal.signal(signal.SIGUSR2, before[1])
+        hooks.stop()
+    assert threading.current_thread() is threading.main_thread()
+    assert json.loads(target.read_text())["sql"]["SELECT"] == 1
+
+
+def test_the_worker_instructions_table_and_target_note(tmp_path: Path) -> None:
+    res = {
+        "requests": 100,
+        "endpoints": ["get_job"],
+        "per_request": {"off": {"get_job": 2_000_000.0}},
+        "worker": {
+            "pages": 20,
+            "endpoints": ["page"],
+            "per_request": {"off": {"page": 50_000_000.0}, "metrics": {"page": 51_000_000.0}},
+        },
+    }
+    page = "\n".join(report.instructions_section(res))
+    assert "| metrics | 51,000,000 | +2.0 % |" in page
+    assert report._worker_instructions_note({"instructions": res}, "metrics") == (
+        "; instructions: +2.0 %"
+    )
+    assert report._worker_instructions_note({}, "metrics") == ""
