@@ -67,6 +67,16 @@ def total_instructions(dump: Path) -> int:
     raise ValueError(f"no totals in {dump}")
 
 
+def control(pid: int, *args: str) -> None:
+    """``callgrind_control ARGS PID``: counting on or off (``-i``), a dump (``-d``)."""
+    subprocess.run(
+        ["callgrind_control", *args, str(pid)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 class _Driven:
     """One variant's app under callgrind, and the control files it waits on."""
 
@@ -104,12 +114,7 @@ class _Driven:
         self.next = 0  # the endpoint whose window is open or next
 
     def _control(self, *args: str) -> None:
-        subprocess.run(
-            ["callgrind_control", *args, str(self.popen.pid)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        control(self.popen.pid, *args)
 
     def _alive_or_raise(self) -> None:
         if self.popen.poll() is not None:

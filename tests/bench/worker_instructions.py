@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.bench.client import TERMINAL, done_pages
 from tests.bench.context import Bench
-from tests.bench.instructions import SAMPLED, UNSAMPLED, available, total_instructions
+from tests.bench.instructions import SAMPLED, UNSAMPLED, available, control, total_instructions
 from tests.bench.pair import Pair, run_job, start_pairs
 from tests.bench.procs import stop_all
 from tests.bench.variants import FULL10, METRICS, NO_POLITENESS, OFF, Variant
@@ -45,15 +44,6 @@ QUIET = {
 }
 READY_S = 600.0
 WINDOW_TIMEOUT_S = 900.0
-
-
-def _control(pid: int, *args: str) -> None:
-    subprocess.run(
-        ["callgrind_control", *args, str(pid)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def _dump(out_dir: Path) -> Path:
@@ -111,7 +101,7 @@ def _windows(
     """Count every worker over one job each, all at once; dump each when its job ends."""
     jobs: dict[str, str] = {}
     for p in pairs:
-        _control(p.worker.pid, "-i", "on")
+        control(p.worker.pid, "-i", "on")
         jobs[p.variant.name] = p.api.submit(pages.take(bench, n))
     per: dict[str, dict[str, float]] = {}
     deadline = time.monotonic() + WINDOW_TIMEOUT_S
@@ -125,8 +115,8 @@ def _windows(
             job = p.api.job(jobs[name])
             if job["status"] not in TERMINAL:
                 continue
-            _control(p.worker.pid, "-d")
-            _control(p.worker.pid, "-i", "off")
+            control(p.worker.pid, "-d")
+            control(p.worker.pid, "-i", "off")
             done = done_pages(job)
             if done != n:
                 raise RuntimeError(f"{name}: {done} of {n} pages done")
