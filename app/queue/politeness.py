@@ -23,19 +23,29 @@ a retry (docs/architecture.md, "Waiting for a domain"):
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-_ACQUIRE = """
+# Every script reads the time from Redis: one clock for every worker on every host. A caller's
+# clock that is a second ahead (skew between hosts) or behind (a busy event loop between reading
+# the time and running the script) would otherwise move the domain's next start, and the callers
+# after it would be booked seconds later than the domain allows.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+_ACQUIRE = (
+    _NOW
+    + """
 local leases, next_key, throttle_key, booked_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, lease_ms, limit, interval_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]),
-  tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local busy_retry_ms, budget_ms, horizon_ms, reserved = tonumber(ARGV[6]), tonumber(ARGV[7]),
-  tonumber(ARGV[8]), ARGV[9] == '1'
+local lease_ms, limit, interval_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), ARGV[4]
+local busy_retry_ms, budget_ms, horizon_ms, reserved = tonumber(ARGV[5]), tonumber(ARGV[6]),
+  tonumber(ARGV[7]), ARGV[8] == '1'
 local throttled = tonumber(redis.call('GET', throttle_key) or '0')
 local next_at = tonumber(redis.call('GET', next_key) or '0')
 
@@ -70,15 +80,19 @@ redis.call('ZADD', leases, now + lease_ms, token)
 redis.call('PEXPIRE', leases, lease_ms + 1000)
 return {0, 0, 0}
 """
+)
 
-_THROTTLE = """
+_THROTTLE = (
+    _NOW
+    + """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local until_ms = tonumber(ARGV[1])
-if until_ms > current then
-  redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[2]))
+local for_ms = tonumber(ARGV[1])
+if now + for_ms > current then
+  redis.call('SET', KEYS[1], now + for_ms, 'PX', for_ms + 1000)
 end
 return 1
 """
+)
 
 log = logging.getLogger("trawl.api")  # Bookings is the API's side
 
@@ -138,11 +152,9 @@ class Politeness:
         (a longer wait is booked: ``defer``). ``reserved``: the caller slept until the start
         reserved for it, and asks for the concurrency lease alone."""
         token = uuid.uuid4().hex
-        now = int(time.time() * 1000)
         wait_ms, code, booked = await self._acquire(
             keys=self._keys(domain),
             args=[
-                now,
                 int(lease_s * 1000),
                 self.concurrency,
                 self.interval_ms,
@@ -167,8 +179,7 @@ class Politeness:
 
     async def throttle(self, domain: str, seconds: float) -> None:
         """Hold every worker off ``domain`` for ``seconds`` (a 429/503 ``Retry-After``)."""
-        until = int((time.time() + seconds) * 1000)
-        await self._throttle(keys=[self._keys(domain)[2]], args=[until, int(seconds * 1000) + 1000])
+        await self._throttle(keys=[self._keys(domain)[2]], args=[int(seconds * 1000)])
 
 
 class Bookings:

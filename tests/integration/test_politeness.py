@@ -100,6 +100,8 @@ async def test_a_full_domain_is_waited_out_or_booked_and_freed_by_a_release(
     long = await polite.acquire(domain, LEASE_S, budget_s=0)
     assert long.reason == "concurrency" and long.defer
     await polite.release(domain, first.token)
+    # past the 1 ms interval of the first start, so that only the concurrency limit answers
+    await asyncio.sleep(0.005)
     assert (await polite.acquire(domain, LEASE_S, budget_s=0)).granted
 
 
@@ -116,6 +118,27 @@ async def test_a_throttled_domain_books_its_returns_after_the_retry_after(redis:
     assert 30 - SLACK_S <= first.wait_s <= 30
     assert 2.0 - SLACK_S <= second.wait_s - first.wait_s <= 2.0
     assert await redis.zcard(polite._keys(domain)[0]) == 0
+
+
+async def test_workers_whose_clocks_disagree_share_one_schedule(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scripts read Redis's clock, not the caller's: a worker on a host whose clock runs
+    30 s ahead (or an event loop that read the time long before its script ran) does not move
+    the domain's next start, so the worker after it is not booked 30 s out."""
+    polite = _politeness(redis, concurrency=50, rate_per_s=0.5)  # one start per 2 s
+    domain = _domain()
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 30.0)  # a host 30 s ahead
+    ahead = await polite.acquire(domain, LEASE_S, budget_s=0)
+    await polite.throttle(domain, 1.0)  # a Retry-After of 1 s, read on that host
+    monkeypatch.setattr(time, "time", real_time)
+    assert ahead.granted
+    after = await polite.acquire(domain, LEASE_S, budget_s=60)
+    # throttled for 1 s by Redis's clock, not 31 s; then the next start, 2 s after the first
+    assert after.reason == "throttled" and not after.defer and after.wait_s <= 1.0
+    booked = await polite.acquire(domain, LEASE_S, budget_s=0)
+    assert booked.defer and booked.wait_s <= 2.0
 
 
 @pytest_asyncio.fixture(loop_scope="session")
