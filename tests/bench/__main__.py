@@ -106,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.start()
         results["postgres"] = bench.postgres_note or "the server at BENCH_POSTGRES_URL"
+        results["phase_seconds"] = {}
         for phase in PHASES:
             if phase in phases:
+                phase_started = time.monotonic()
                 results[phase] = runners[phase]()
                 results[phase]["telemetry_lost"] = losses_since(bench, seen)
+                results["phase_seconds"][phase] = time.monotonic() - phase_started
     finally:
         bench.close()
     results["duration_s"] = time.monotonic() - started

@@ -247,3 +247,9 @@ def test_the_worker_instructions_table_and_target_note(tmp_path: Path) -> None:
         "; instructions: +2.0 %"
     )
     assert report._worker_instructions_note({}, "metrics") == ""
+
+
+def test_the_bench_duration_names_each_phase() -> None:
+    results = {"duration_s": 930.0, "phase_seconds": {"api": 540.0, "worker": 390.0}}
+    assert report._duration(results) == "15.5 min (api 9.0, worker 6.5)"
+    assert report._duration({"duration_s": 60.0}) == "1.0 min"  # runs from before the field
