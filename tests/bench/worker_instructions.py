@@ -35,9 +35,9 @@ from tests.bench.variants import FULL10, METRICS, NO_POLITENESS, OFF, Variant
 from tests.bench.worker_bench import Pages
 
 VARIANTS = (OFF, METRICS, UNSAMPLED, SAMPLED)
-PAGES = 20
+PAGES = 15
 QUICK_PAGES = 10
-WARM_UP_PAGES = 10
+WARM_UP_PAGES = 5
 QUIET = {
     "TRAWL_QUEUE_STATS_INTERVAL_S": "3600",
     "TRAWL_DISPATCH_INTERVAL_S": "3600",
@@ -45,8 +45,8 @@ QUIET = {
 }
 #: The batch processors export on a timer, and one export costs the same whether it carries one
 #: record or ten: about 4.5 M instructions for an OTLP/HTTP POST through ``requests``, 7 % of a
-#: worker page's 62 M. A busy worker in real time settles 20 to 33 pages a second, so the 200 ms
-#: log delay puts 4 to 7 pages' records in each export. Under callgrind a page takes 1 to 2 s:
+#: worker page's 62 M. A busy worker in real time settles 20 to 70 pages a second, so the 200 ms
+#: log delay puts 4 to 14 pages' records in each export. Under callgrind a page takes 1 to 2 s:
 #: at 200 ms every record went out alone, and each page was charged a whole POST (measured, not
 #: sampled: +9.3 % over metrics only; +2.2 % with a 20 s delay, one export per dozen pages).
 #: The log delay is stretched by the slowdown so that an export carries 3 to 5 pages' records,
