@@ -24,7 +24,7 @@ from tests.bench.procs import Proc, start_api, stop_all, wait_api_ready
 from tests.bench.services import MEASURED_CORE, OTHER_CORE
 from tests.bench.site import FIELDS
 from tests.bench.stats import rotate
-from tests.bench.variants import API_VARIANTS, METRICS, OFF, Variant
+from tests.bench.variants import API_VARIANTS, METRICS, OFF, SQLITE_VARIANTS, Variant
 from tests.bench.wrk import Load
 
 ENDPOINTS = {
@@ -67,15 +67,15 @@ def loads(bench: Bench, s: Server) -> dict[str, Load]:
     }
 
 
-def start_servers(bench: Bench, db: str) -> list[Server]:
+def start_servers(bench: Bench, db: str, variants: tuple[Variant, ...]) -> list[Server]:
     procs: list[Proc] = []
-    for v in API_VARIANTS:
+    for v in variants:
         label = f"api_{db[:2]}_{v.name}"
         env = bench.env(v, bench.database(db, label), label)
         procs.append(start_api(label, env, bench.workdir / "procs", pfi=v.pfi))
     servers: list[Server] = []
     try:
-        for v, p in zip(API_VARIANTS, procs, strict=True):
+        for v, p in zip(variants, procs, strict=True):
             wait_api_ready(p, 120)
             api = new_key(p.base_url)
             ids = [api.submit([bench.site_url(f"/p/{i}")]) for i in range(SEED_JOBS)]
@@ -168,9 +168,13 @@ def profile_server(bench: Bench, s: Server, endpoint: str, out_dir: Path, tag: s
 
 
 def run(bench: Bench, db: str, profile_dir: Path | None) -> dict[str, Any]:
+    """PostgreSQL: every variant, counts per request and profiles (the targets are judged
+    there); SQLite: the variants of :data:`SQLITE_VARIANTS`, CPU only."""
     cfg = bench.config
-    bench.log(f"api/{db}: starting {len(API_VARIANTS)} API processes")
-    servers = start_servers(bench, db)
+    judged = db == "postgres"
+    variants = API_VARIANTS if judged else SQLITE_VARIANTS
+    bench.log(f"api/{db}: starting {len(variants)} API processes")
+    servers = start_servers(bench, db, variants)
     by_name = {s.variant.name: s for s in servers}
     names = [s.variant.name for s in servers]
     data: dict[str, Any] = {
@@ -209,13 +213,15 @@ def run(bench: Bench, db: str, profile_dir: Path | None) -> dict[str, Any]:
                     cell["busy"].append(m["busy"])
                     cell["errors"] += int(m["errors"])
                     cell["retried"] += int(m.get("retried", 0))
-        bench.log(f"api/{db}: counting spans, instruments, SQL and Redis per request")
-        counts = {
-            s.variant.name: {
-                ep: count_per_request(bench, s, ep, cfg.count_requests) for ep in ENDPOINTS
+        counts: dict[str, Any] = {}
+        if judged:
+            bench.log(f"api/{db}: counting spans, instruments, SQL and Redis per request")
+            counts = {
+                s.variant.name: {
+                    ep: count_per_request(bench, s, ep, cfg.count_requests) for ep in ENDPOINTS
+                }
+                for s in servers
             }
-            for s in servers
-        }
         profiles: dict[str, str] = {}
         if profile_dir is not None:
             for v in (OFF, METRICS):

@@ -1,5 +1,5 @@
 """The API app driven in-process, for counting instructions per request under callgrind:
-``python -m tests.bench.inproc --control DIR --requests get_job=300,post_job=100 ENDPOINT...``.
+``python -m tests.bench.inproc --control DIR --requests get_job=100,post_job=30 ENDPOINT...``.
 
 The app is ``app.main:create_app`` with its lifespan, exactly as ``app.serve`` builds it, called
 through ASGI without a server (uvicorn's share is the same in every variant). It makes a key and
@@ -24,7 +24,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGI = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
-WARM_UP = 60
+WARM_UP = 15
 
 
 async def call(
@@ -96,14 +96,17 @@ async def main(
         status, body = await call(app, "POST", "/v1/jobs", auth, job)
         assert status in (200, 201, 202), (status, body)
         job_id = json.loads(body)["id"]
+        # as tests/bench/api_bench.py loads them: the probe without a key
         requests_of = {
-            "get_job": ("GET", f"/v1/jobs/{job_id}", b""),
-            "post_job": ("POST", "/v1/jobs", job),
+            "get_job": ("GET", f"/v1/jobs/{job_id}", b"", auth),
+            "list_jobs": ("GET", "/v1/jobs", b"", auth),
+            "post_job": ("POST", "/v1/jobs", job, auth),
+            "ready": ("GET", "/health/ready", b"", []),
         }
 
         async def one(endpoint: str) -> None:
-            method, path, payload = requests_of[endpoint]
-            status, body = await call(app, method, path, auth, payload)
+            method, path, payload, headers = requests_of[endpoint]
+            status, body = await call(app, method, path, headers, payload)
             assert status < 300, (status, body[:200])
 
         for endpoint in endpoints:

@@ -59,6 +59,9 @@ PFI = Variant(
 )
 
 API_VARIANTS = (OFF, OFF2, METRICS, HTTP, FULL, FULL10, PFI)
+#: On SQLite (reported, not judged): the variants users choose between, without the A/A control
+#: and the HTTP-metric-alone variant, which serve the judgements made on PostgreSQL
+SQLITE_VARIANTS = (OFF, METRICS, FULL, FULL10, PFI)
 WORKER_VARIANTS = (OFF, OFF2, METRICS, FULL, FULL10)
 BY_NAME = {v.name: v for v in API_VARIANTS}
 

@@ -253,3 +253,37 @@ def test_the_bench_duration_names_each_phase() -> None:
     results = {"duration_s": 930.0, "phase_seconds": {"api": 540.0, "worker": 390.0}}
     assert report._duration(results) == "15.5 min (api 9.0, worker 6.5)"
     assert report._duration({"duration_s": 60.0}) == "1.0 min"  # runs from before the field
+
+
+def test_an_api_target_row_names_the_instructions_there_and_the_worst() -> None:
+    per = {
+        "off": {"get_job": 2_000_000.0, "list_jobs": 10_000_000.0, "ready": 1_000_000.0},
+        "metrics": {"get_job": 2_080_000.0, "list_jobs": 10_100_000.0, "ready": 1_000_000.0},
+    }
+    results = {"instructions": {"endpoints": list(per["off"]), "per_request": per}}
+    assert report._instructions_note(results, "metrics", "list_jobs") == (
+        "; instructions: `GET /v1/jobs` +1.0 %, worst `GET /v1/jobs/{id}` +4.0 %"
+    )
+    assert report._instructions_note(results, "metrics", "get_job") == (
+        "; instructions: `GET /v1/jobs/{id}` +4.0 %"
+    )
+    # an endpoint the run did not count, and a run without the phase
+    assert report._instructions_note(results, "metrics", "post_job") == (
+        "; instructions: worst `GET /v1/jobs/{id}` +4.0 %"
+    )
+    assert report._instructions_note({}, "metrics", "get_job") == ""
+
+
+def test_overheads_are_paired_against_both_telemetry_off_processes() -> None:
+    # round 1: off's sample was low (10 against off2's 12); round 2 the other way round
+    values = {"off": [10.0, 12.0], "off2": [12.0, 10.0], "full10": [11.0, 11.5]}
+    over = report.overheads(values)
+    ratio = over["full10"].ratio
+    assert (ratio.low, ratio.high) == (pytest.approx(0.0), pytest.approx(0.5 / 11))
+    # the A/A control stays the second process against the first
+    aa = over["off2"].ratio
+    assert (aa.low, aa.high) == (pytest.approx(-2 / 12), pytest.approx(0.2))
+    # without a second process, `off` alone
+    alone = report.overheads({"off": [10.0, 12.0], "full10": [11.0, 11.5]}).get("full10")
+    assert alone is not None
+    assert (alone.ratio.low, alone.ratio.high) == (pytest.approx(-0.5 / 12), pytest.approx(0.1))
