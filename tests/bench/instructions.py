@@ -30,7 +30,7 @@ from tests.bench.procs import ROOT, clean_environ
 from tests.bench.variants import FULL10, METRICS, OFF, Variant
 
 #: Full telemetry at 10 % is measured as its two kinds of request, so that the figure does not
-#: depend on how many of a few hundred requests happened to be sampled: every request not
+#: depend on how many of a few dozen requests happened to be sampled: every request not
 #: sampled (ratio 0), every request sampled (ratio 1); ``full10`` = 0.9 x the first + 0.1 x the
 #: second. Same sampler, same code path (the root decision is taken ahead at any ratio).
 UNSAMPLED = Variant(

@@ -150,7 +150,7 @@ def instructions_section(res: dict[str, Any]) -> list[str]:
         f"(tests/bench/inproc.py), {_requests(res['requests'])} after a warm-up, all threads "
         "counted (tests/bench/instructions.py). `full10` is 0.9 \u00d7 `unsampled` (ratio 0: "
         "no request sampled) + 0.1 \u00d7 `sampled` (ratio 1), so that it does not depend on "
-        "how many of a few hundred requests were sampled. Instructions executed do not depend on "
+        "how many of a few dozen requests were sampled. Instructions executed do not depend on "
         "what else the machine runs: this is the overhead without the noise floor, and what "
         "ranks the causes. It is not time (a cache miss costs more than an add) and it leaves "
         "out uvicorn's share, which is the same in every variant; the targets are judged on the "
