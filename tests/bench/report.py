@@ -12,6 +12,7 @@ import yaml
 
 from otel.export_stats import LOG_SCHEDULE_DELAY_MS
 from tests.bench import profile
+from tests.bench.api_bench import ENDPOINTS as API_TITLES
 from tests.bench.context import PHASES
 from tests.bench.stats import paired_overhead, percentile, spread
 from tests.bench.variants import API_VARIANTS, BY_NAME, SQLITE_VARIANTS
@@ -25,14 +26,6 @@ FULL_WORKER_TARGET = 0.10
 SCRAPY_TARGET = 1.5
 HEALTH_TARGET_MS = 100.0
 LOG_TARGET_MS = 1000.0
-#: the API endpoints' titles (tests/bench/api_bench.py ``ENDPOINTS``), for the JSON of runs that
-#: measured instructions on some of them only
-API_TITLES = {
-    "get_job": "GET /v1/jobs/{id}",
-    "list_jobs": "GET /v1/jobs",
-    "post_job": "POST /v1/jobs",
-    "ready": "GET /health/ready",
-}
 
 
 # --------------------------------------------------------------------------- formatting
