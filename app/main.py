@@ -124,7 +124,11 @@ class Runtime:
         redis_url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
         if settings.migrate_on_start:
             await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
-        db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.sqlalchemy_url,
+            pool_size=settings.db_pool_size,
+            ping_after_idle_s=settings.db_ping_after_idle_s,
+        )
         otel.instrument_sqlalchemy(db.engine)
         otel.instrument_redis()
         redis = Redis.from_url(

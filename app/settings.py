@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = "trawl"
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # A pooled PostgreSQL connection idle at least this long is pinged before use; one used more
+    # recently is trusted (app/db/engine.py, docs/adr/0004-pool-pings-idle-connections.md).
+    db_ping_after_idle_s: float = Field(default=1.0, ge=0, le=3600)
 
     # Auth
     admin_api_key: SecretStr | None = None

@@ -97,7 +97,11 @@ class Worker:
     def __init__(self, settings: Settings, redis_url: str, worker_id: str | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
-        self.db = Database(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+        self.db = Database(
+            settings.sqlalchemy_url,
+            pool_size=settings.db_pool_size,
+            ping_after_idle_s=settings.db_ping_after_idle_s,
+        )
         otel.instrument_sqlalchemy(self.db.engine)
         otel.instrument_redis()
         self.redis = Redis.from_url(redis_url)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -22,19 +23,36 @@ class Database:
 
     ``hide_parameters``: a failed statement's error (logged, on spans, in error reports) shows
     the parameterised SQL, never the bound values (API key hashes, decrypted secrets, URLs).
+
+    ``ping_after_idle_s``: a pooled PostgreSQL connection is pinged on checkout only when it sat
+    idle in the pool at least this long (``_PingIdle``); a failed ping recycles the whole pool,
+    as ``pool_pre_ping`` does. The pool hands out the most recently returned connection first
+    (LIFO), so that under load the same few connections stay warm and are never pinged, and the
+    idle ones are checked before use (docs/adr/0004-pool-pings-idle-connections.md).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        ping_after_idle_s: float = 1.0,
+    ) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
-        if url.startswith("sqlite"):
+        kwargs: dict[str, Any] = {"echo": echo}
+        sqlite = url.startswith("sqlite")
+        if sqlite:
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
         self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **kwargs)
-        if url.startswith("sqlite"):
+        if sqlite:
+            # a file: nothing on the other side to lose the connection
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            _PingIdle(ping_after_idle_s).listen(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # Single-statement reads need no transaction: no BEGIN/ROLLBACK round trips. Same pool;
         # for asyncpg and aiosqlite the isolation level is a client-side switch (no SQL).
@@ -62,6 +80,44 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _PingIdle:
+    """Pessimistic disconnect handling for connections that sat idle, and only for those.
+
+    ``pool_pre_ping`` pings on every checkout; on asyncpg outside a transaction that is
+    ``BEGIN``, ``;`` and ``ROLLBACK``: three round trips before a one-statement status read
+    (about a tenth of its CPU). A connection returned less than ``idle_s`` ago was working then;
+    one lost since (a PostgreSQL restart within that second) fails its statement with a
+    disconnect error, which invalidates the whole pool as a failed ping would.
+    """
+
+    _KEY = "trawl_checked_in_at"
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+
+    def listen(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        self._ping = sync.dialect.do_ping
+        event.listen(sync, "checkin", self._checkin)
+        event.listen(sync, "checkout", self._checkout)
+
+    def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info[self._KEY] = monotonic()
+
+    def _checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # a new connection has no check-in time (the record's info is cleared on reconnect)
+        returned = record.info.get(self._KEY)
+        if returned is None or monotonic() - returned < self.idle_s:
+            return
+        try:
+            self._ping(dbapi_conn)
+        except Exception as error:
+            # the pool invalidates every connection opened before now and retries the checkout
+            # with a new one (SQLAlchemy's checkout loop), as a failed pool_pre_ping does
+            raise exc.InvalidatePoolError() from error
 
 
 def _ensure_sqlite_dir(url: str) -> None:
