@@ -14,14 +14,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from taskiq_redis import RedisStreamBroker
 
 import otel
 from app import __version__
 from app.api import problems
-from app.api.deps import Services, reject_nul
+from app.api.deps import Services
 from app.api.limits import BodySizeLimit
 from app.api.request_id import RequestIdMiddleware
 from app.api.routes import api_keys, errors, health, jobs, metrics, proxies, webhooks
@@ -79,7 +79,6 @@ def create_app(settings: Settings | None = None, *, owns_telemetry: bool | None 
         summary="Scrape jobs over a REST API, observable end to end.",
         lifespan=lifespan,
         telemetry=NATIVE_TELEMETRY_OFF,  # type: ignore[arg-type]
-        dependencies=[Depends(reject_nul)],
     )
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -4,10 +4,16 @@ from fastapi import APIRouter, status
 
 from app.api.deps import AdminKey, ServicesDep, SessionDep
 from app.api.problems import responses
+from app.api.routing import CheckedRoute
 from app.auth import service as auth_service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=responses(401, 403))
+router = APIRouter(
+    route_class=CheckedRoute,
+    prefix="/v1/api-keys",
+    tags=["api keys"],
+    responses=responses(401, 403),
+)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)

@@ -6,10 +6,13 @@ from fastapi import APIRouter, Query
 
 from app.api.deps import AdminKey, SessionDep
 from app.api.problems import responses
+from app.api.routing import CheckedRoute
 from app.error_group import service as error_service
 from app.error_group.schemas import ErrorGroupRead
 
-router = APIRouter(prefix="/v1/errors", tags=["errors"], responses=responses(401, 403))
+router = APIRouter(
+    route_class=CheckedRoute, prefix="/v1/errors", tags=["errors"], responses=responses(401, 403)
+)
 
 
 @router.get("", response_model=list[ErrorGroupRead])

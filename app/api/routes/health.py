@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Response, status
 
 from app.api.deps import HealthViewer, ServicesDep
 from app.api.problems import responses
+from app.api.routing import CheckedRoute
 from app.health import DetailedHealth, HealthService, HealthStatus, Liveness, Readiness
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(route_class=CheckedRoute, prefix="/health", tags=["health"])
 
 _NO_STORE = {"Cache-Control": "no-store"}
 

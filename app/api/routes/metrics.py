@@ -10,9 +10,10 @@ import asyncio
 from fastapi import APIRouter, Response
 
 import otel
+from app.api.routing import CheckedRoute
 from app.errors import AppError
 
-router = APIRouter(tags=["telemetry"])
+router = APIRouter(route_class=CheckedRoute, tags=["telemetry"])
 
 
 class MetricsExporterOff(AppError):

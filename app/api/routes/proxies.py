@@ -10,12 +10,15 @@ from redis.asyncio import Redis
 
 from app.api.deps import AdminKey, ServicesDep, SessionDep, SettingsDep
 from app.api.problems import responses
+from app.api.routing import CheckedRoute
 from app.proxy import service as proxy_service
 from app.proxy.health import HealthStore
 from app.proxy.schemas import PoolRead, PoolUpdate, ProxyCreate, ProxyRead, ProxyUpdate
 from app.security.secretbox import SecretBox
 
-router = APIRouter(prefix="/v1/proxies", tags=["proxies"], responses=responses(401, 403))
+router = APIRouter(
+    route_class=CheckedRoute, prefix="/v1/proxies", tags=["proxies"], responses=responses(401, 403)
+)
 
 
 async def get_health_store(services: ServicesDep) -> AsyncIterator[HealthStore]:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from app.api.deps import CallerDep, CurrentKey, SessionDep, SettingsDep
 from app.api.problems import responses
+from app.api.routing import CheckedRoute
 from app.job import service as job_service
 from app.security.secretbox import SecretBox
 from app.webhook import service as webhook_service
@@ -16,7 +17,7 @@ from app.webhook.schemas import (
     WebhookSecretRotated,
 )
 
-router = APIRouter(tags=["webhooks"], responses=responses(401))
+router = APIRouter(route_class=CheckedRoute, tags=["webhooks"], responses=responses(401))
 
 
 @router.get(
