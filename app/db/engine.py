@@ -104,8 +104,8 @@ class _PingIdle:
         event.listen(sync, "checkout", self._checkout)
 
     def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
-        if record is not None:
-            record.info[self._KEY] = monotonic()
+        # the pool dispatches check-in from the connection's record itself: never None
+        record.info[self._KEY] = monotonic()
 
     def _checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         # a new connection has no check-in time (the record's info is cleared on reconnect)
