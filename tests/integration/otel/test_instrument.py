@@ -28,6 +28,56 @@ async def test_sqlalchemy_async_engine_spans(tel_env: Env) -> None:
     assert attrs.get("db.query.text") == "SELECT 1"  # stable semconv names (database opt-in)
 
 
+async def test_statement_spans_are_shaped_once_per_statement_text(tel_env: Env) -> None:
+    """The name and attributes of a statement's span are worked out once per statement text
+    (otel.db), by the contrib tracer's own functions: each execution of a text gets that
+    text's name and attributes, never another's."""
+    engine = create_async_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        assert otel.instrument_sqlalchemy(engine)
+        async with engine.connect() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+            for v in (1, 2):
+                await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": v})
+                await conn.execute(text("SELECT v FROM t"))
+    finally:
+        await engine.dispose()
+    tel_env.flush()
+    spans = [s for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    shapes = [(s.name, dict(s.attributes or {})) for s in spans]
+    base = {"db.namespace": ":memory:", "db.system.name": "sqlite"}
+    create = ("CREATE :memory:", {**base, "db.query.text": "CREATE TABLE t (v INTEGER)"})
+    insert = ("INSERT :memory:", {**base, "db.query.text": "INSERT INTO t (v) VALUES (?)"})
+    select = ("SELECT :memory:", {**base, "db.query.text": "SELECT v FROM t"})
+    for name, attrs in (create, insert, select):
+        attrs["db.operation.name"] = name
+    assert shapes == [create, insert, select, insert, select]
+
+
+def test_with_the_sql_commenter_the_contrib_hook_shapes_each_execution(tel_env: Env) -> None:
+    """The commenter changes the statement per execution (its trace context): the contrib
+    hook runs for each, and the database gets the commented statement."""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine("sqlite://")
+    executed: list[str] = []
+    event.listen(  # what SQLite itself is asked to run
+        engine.pool, "connect", lambda dbapi, _record: dbapi.set_trace_callback(executed.append)
+    )
+    try:
+        assert otel.instrument_sqlalchemy(engine, enable_commenter=True)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+    tel_env.flush()
+    spans = [s for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in spans] == ["SELECT"]  # an in-memory database has no name here
+    trace_id = format(spans[0].context.trace_id, "032x")
+    assert [x for x in executed if x.startswith("SELECT 1 /*")], executed
+    assert trace_id in [x for x in executed if x.startswith("SELECT 1")][-1]
+
+
 def test_redis_client_instrumentation_is_failsafe() -> None:
     assert otel.instrument_redis(redis.Redis(host="127.0.0.1", port=1))
     assert otel.instrument_redis(object()) is False
