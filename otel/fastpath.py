@@ -16,8 +16,9 @@ aggregation step, and only where that step reads nothing but the value:
 * explicit-bucket histogram, sum and drop aggregations (anything else: the ordinary path);
 * cumulative storage (a delta reader replaces its aggregations at every collection: the
   ordinary path);
-* no exemplar to offer (exemplar filter ``always_off``, or ``trace_based`` outside a sampled
-  span; a sampled span's measurement takes the ordinary path and gets its exemplar);
+* exemplar filter ``always_off`` or ``trace_based`` (the default): inside a sampled span the
+  measurement is offered to each aggregation's own exemplar reservoir, as the SDK offers it,
+  with the span's ids (``always_on`` or a custom filter: the ordinary path);
 * no explicit ``context`` argument, a finite non-negative int or float, hashable attribute
   values, the meter enabled.
 
@@ -32,6 +33,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
+from time import time_ns
 from typing import Any
 
 from otel._current import SPAN_KEY, get_context
@@ -43,6 +45,8 @@ _log = logging.getLogger("otel")
 #: Attribute sets remembered per instrument; the rest take the ordinary path.
 MAX_KEYS = 512
 _SLOT = "_otel_fast"
+#: ``TraceFlags.SAMPLED``, tested with ``&`` (the ``sampled`` property is a call)
+_SAMPLED = 0x01
 
 _lock = threading.Lock()
 #: (class, method) -> (the method it had, whether it was the class's own or inherited)
@@ -56,6 +60,21 @@ class _Value:
 
     def __init__(self, value: float) -> None:
         self.value = value
+
+
+class _Offer:
+    """What an exemplar reservoir reads of a measurement (the SDK's ``Measurement`` fields)."""
+
+    __slots__ = ("attributes", "context", "time_unix_nano", "value")
+
+    def __init__(self, value: float, attributes: Any, context: Any) -> None:
+        self.value = value
+        self.time_unix_nano = time_ns()
+        # the SDK offers a copy (the caller may change its dict afterwards); a frozen set
+        # cannot change
+        frozen = type(attributes) is FrozenAttributes
+        self.attributes = attributes if frozen or not attributes else dict(attributes)
+        self.context = context
 
 
 class FrozenAttributes(dict):  # type: ignore[type-arg]
@@ -79,8 +98,8 @@ class FrozenAttributes(dict):  # type: ignore[type-arg]
 
 
 #: How the aggregations of one attribute set are replayed: inline (the SDK's own
-#: ``aggregate`` step, written out: no call, no measurement object, no exemplar offer, which
-#: the fast path only takes when there is none to make), or through ``aggregate``.
+#: ``aggregate`` step, written out: no call, no measurement object), or through ``aggregate``;
+#: either way without the exemplar, which is offered after (inside a sampled span only).
 _HISTOGRAMS, _SUMS, _OTHER = 0, 1, 2
 
 
@@ -156,14 +175,6 @@ def _resolve(
     return _OTHER, tuple(found)
 
 
-def _in_recording_span() -> bool:
-    """The current span records (a sampled span, or one a custom sampler records without
-    sampling): its measurement takes the SDK's path, which offers the exemplar when the span
-    is sampled. One C call and one method call, where the API's lookup is six calls."""
-    span = get_context().get(SPAN_KEY)
-    return span is not None and bool(span.is_recording())
-
-
 def _fast(original: Callable[..., Any], signed: bool) -> Callable[..., Any]:  # noqa: C901
     """``original`` with the fast path in front; ``signed``: negative amounts are valid (an
     up-down counter's)."""
@@ -188,7 +199,6 @@ def _fast(original: Callable[..., Any], signed: bool) -> Callable[..., Any]:  # 
             or type(amount) not in numbers
             or not low <= amount < inf
             or (config is not None and not config._config.is_enabled)
-            or (state.trace_based and _in_recording_span())  # its exemplar: the SDK's path
         ):
             original(self, amount, attributes, context)
             return
@@ -227,6 +237,15 @@ def _fast(original: Callable[..., Any], signed: bool) -> Callable[..., Any]:  # 
             measurement = _Value(amount)
             for agg in aggs:
                 agg.aggregate(measurement, False)
+        if state.trace_based:
+            # the trace-based filter's condition (TraceBasedExemplarFilter.should_sample): the
+            # current span is sampled (ended or not); then the exemplar, as the SDK offers it
+            ctx = get_context()
+            span = ctx.get(SPAN_KEY)
+            if span is not None and span.get_span_context().trace_flags & _SAMPLED:
+                offer = _Offer(amount, attributes, ctx)
+                for agg in aggs:
+                    agg._sample_exemplar(offer, True)
 
     measure._otel_fast = True  # type: ignore[attr-defined]
     return measure

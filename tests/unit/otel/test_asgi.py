@@ -292,3 +292,31 @@ async def test_a_root_request_is_sampled_by_the_sdks_rule_before_any_span_is_bui
         assert sum(1 for p in _points(env) if p.get("http.route") == "/ctx") == 1  # one series
     finally:
         _setup.reset()
+
+
+async def test_a_sampled_request_duration_carries_its_trace_as_exemplar(tel_env: Env) -> None:
+    """The dashboards' exemplar dots open the request's trace: the duration point of a sampled
+    request keeps an exemplar with the SERVER span's ids (recorded after the span has ended)."""
+    transport = httpx.ASGITransport(app=_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for item in (1, 2, 3):  # the first measurement of a set takes the SDK's path
+            assert (await client.get(f"/items/{item}")).status_code == 200
+    data = tel_env.metrics.get_metrics_data()  # first: a collection resets the reservoirs
+    assert data is not None
+    tel_env.flush()
+    server = [s for s in tel_env.spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert len(server) == 3 and all(s.context.trace_flags.sampled for s in server)
+    exemplars = [
+        e
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "http.server.request.duration"
+        for p in m.data.data_points
+        for e in p.exemplars
+    ]
+    assert exemplars, "no exemplar on a sampled request's duration"
+    ids = {(s.context.trace_id, s.context.span_id) for s in server}
+    assert {(e.trace_id, e.span_id) for e in exemplars} <= ids
+    last = server[-1].context
+    assert (last.trace_id, last.span_id) in {(e.trace_id, e.span_id) for e in exemplars}

@@ -167,6 +167,80 @@ def test_a_sampled_span_still_gets_its_exemplar(sampler: Any, exemplars: int) ->
     provider.shutdown()
 
 
+def _exemplars(fast: bool) -> tuple[dict[tuple[str, tuple[Any, ...]], list[Any]], list[Any]]:
+    """The trace-based filter's exemplars, per point, of measurements made in and out of a
+    sampled span (a span that has ended included), and the sampled spans' ids."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+
+    if fast:
+        assert fastpath.install()
+    else:
+        fastpath.uninstall()
+    tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("test")
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader], views=_views(), exemplar_filter=TraceBasedExemplarFilter()
+    )
+    meter = provider.get_meter("test")
+    h, c = meter.create_histogram("h"), meter.create_counter("c")
+    f = meter.create_counter("filtered")
+    ids = []
+    try:
+        for _ in range(2):  # the second round takes the fast path, when installed
+            h.record(0.3, {"a": "1"})  # outside any span: no exemplar
+            unsampled = NonRecordingSpan(SpanContext(1, 2, False, TraceFlags(0)))
+            with use_span(unsampled):
+                h.record(0.3, {"a": "1"})  # in an unsampled span: none either
+        with tracer.start_as_current_span("request") as span:
+            h.record(0.05, {"a": "1"})
+            c.add(3, {"outcome": "ok"})
+            f.add(1, {"keep": "a", "drop": "x"})  # the exemplar keeps what the view drops
+            ids.append(span.get_span_context())
+        ended = tracer.start_span("ended")
+        with use_span(ended):
+            ended.end()
+            h.record(2.0, {"a": "1"})  # after the span ended, as the request's duration is
+        ids.append(ended.get_span_context())
+        data = reader.get_metrics_data()
+        assert data is not None
+        out = {}
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for p in metric.data.data_points:
+                        key = (metric.name, tuple(sorted((p.attributes or {}).items())))
+                        out[key] = sorted(
+                            (e.value, e.trace_id, e.span_id, dict(e.filtered_attributes or {}))
+                            for e in p.exemplars
+                        )
+        return out, ids
+    finally:
+        provider.shutdown()
+
+
+def test_the_fast_path_offers_the_exemplars_the_sdk_path_does() -> None:
+    sdk, sdk_ids = _exemplars(False)
+    fast, fast_ids = _exemplars(True)
+    request, ended = sdk_ids
+    assert sdk[("h", (("a", "1"),))] == [
+        (0.05, request.trace_id, request.span_id, {}),
+        (2.0, ended.trace_id, ended.span_id, {}),
+    ]
+    assert sdk[("filtered", (("keep", "a"),))] == [
+        (1, request.trace_id, request.span_id, {"drop": "x"})
+    ]
+    request, ended = fast_ids  # other ids, same shape
+    assert fast[("h", (("a", "1"),))] == [
+        (0.05, request.trace_id, request.span_id, {}),
+        (2.0, ended.trace_id, ended.span_id, {}),
+    ]
+    assert fast[("filtered", (("keep", "a"),))] == [
+        (1, request.trace_id, request.span_id, {"drop": "x"})
+    ]
+    assert fast[("c", (("outcome", "ok"),))] == [(3, request.trace_id, request.span_id, {})]
+    assert len(sdk[("c", (("outcome", "ok"),))]) == 1
+
+
 def test_past_the_cardinality_limit_the_overflow_series_is_kept() -> None:
     def run(fast: bool) -> dict[tuple[str, tuple[Any, ...]], dict[str, Any]]:
         fastpath.install() if fast else fastpath.uninstall()
