@@ -6,6 +6,11 @@ through ASGI without a server (uvicorn's share is the same in every variant). It
 a job, warms every endpoint up, then for each endpoint in turn: writes ``<ep>.ready``, waits for
 ``<ep>.go`` (the harness turns counting on), answers its N requests, writes ``<ep>.done`` and waits
 for ``<ep>.next`` (the harness has dumped the counts).
+
+Spans and log records are exported at the end of each window, inside it (the harness stretches
+the batch processors' delays): each window counts the export of its own requests' telemetry,
+exactly once, instead of whichever timed batch happens to land in it (one export of the spans of
+a few dozen sampled requests costs about as much as a request).
 """
 
 from __future__ import annotations
@@ -67,6 +72,16 @@ async def call(
     return status, b"".join(chunks)
 
 
+def export_now() -> None:
+    """Export the spans and log records queued so far (no-op without an SDK provider)."""
+    from opentelemetry import _logs, trace
+
+    for provider in (trace.get_tracer_provider(), _logs.get_logger_provider()):
+        flush = getattr(provider, "force_flush", None)
+        if flush is not None:
+            flush()
+
+
 async def wait_for(path: Path) -> None:
     while not path.exists():
         await asyncio.sleep(0.02)
@@ -113,10 +128,12 @@ async def main(
             for _ in range(WARM_UP):
                 await one(endpoint)
         for endpoint in endpoints:
+            export_now()  # the warm-up's or the previous window's, uncounted
             (control / f"{endpoint}.ready").touch()
             await wait_for(control / f"{endpoint}.go")
             for _ in range(requests[endpoint]):
                 await one(endpoint)
+            export_now()  # this window's, counted
             (control / f"{endpoint}.done").touch()
             await wait_for(control / f"{endpoint}.next")
 
