@@ -29,7 +29,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGI = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
-WARM_UP = 15
+WARM_UP = 10
 
 
 async def call(

@@ -130,8 +130,8 @@ def run(bench: Bench, profile_dir: Path | None) -> dict[str, Any]:
             bench.log(f"worker: round {r + 1}/{cfg.worker_rounds}")
             if r > 0:  # fresh processes each round; their first job is not measured
                 restart_workers(bench, pairs, r)
-                for p in pairs:
-                    run_job(p, pages.take(bench, 30), timeout_s=300, pin=False)
+                for p in pairs:  # half the first warm-up: the database is warm by now
+                    run_job(p, pages.take(bench, 15), timeout_s=300, pin=False)
             for n in rotate(names, r):
                 urls = pages.take(bench, cfg.worker_pages)
                 if n == SCRAPY:

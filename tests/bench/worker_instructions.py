@@ -14,8 +14,8 @@ every attempt sampled (ratio 1); ``full10`` = 0.9 x the first + 0.1 x the second
 telemetry is off, so no message carries a parent: each attempt is a root, sampled by the ratio.
 The worker's timers that fire every few seconds (queue gauges, metric export, the dispatcher and
 reaper) are set to an hour: under valgrind a page takes fifty times longer, and they would land in
-every window as they never do per page in real time. The batch processors' delays are
-stretched for the same reason (``BATCHES``).
+every window as they never do per page in real time. The batch processors export by batch size
+instead of by timer, for the same reason (``BATCHES``).
 """
 
 from __future__ import annotations
@@ -46,14 +46,20 @@ QUIET = {
 #: The batch processors export on a timer, and one export costs the same whether it carries one
 #: record or ten: about 4.5 M instructions for an OTLP/HTTP POST through ``requests``, 7 % of a
 #: worker page's 62 M. A busy worker in real time settles 20 to 70 pages a second, so the 200 ms
-#: log delay puts 4 to 14 pages' records in each export. Under callgrind a page takes 1 to 2 s:
-#: at 200 ms every record went out alone, and each page was charged a whole POST (measured, not
-#: sampled: +9.3 % over metrics only; +2.2 % with a 20 s delay, one export per dozen pages).
-#: The log delay is stretched by the slowdown so that an export carries 3 to 5 pages' records,
-#: still a few more exports per page than in real time; the span delay stays at the SDK's 5 s
-#: (real time: one export per hundred pages and more; here one per 3 to 5 pages, which
-#: overstates the sampled variant).
-BATCHES = {"OTEL_BLRP_SCHEDULE_DELAY": "5000", "OTEL_BSP_SCHEDULE_DELAY": "5000"}
+#: log delay puts 4 to 14 pages' records in each export, and the 5 s span delay a few hundred
+#: pages' spans (up to the 512 of a batch). Under callgrind a page takes 1 to 2 s, so a timer
+#: charges each page exports by the wall clock: at 200 ms every record went out alone (+9.3 %
+#: over metrics only), and with 5 s delays a slower host counted more exports per page than a
+#: faster one (unsampled +1.8 M instructions a page on a Xeon that ran the phase in 120 s
+#: against 80 s). So the timers are set to an hour and the batches go out by size, as a busy
+#: worker's do: every 8 log records (one a page) and every 64 spans (about five a page when
+#: every attempt is sampled), whatever the host's speed.
+BATCHES = {
+    "OTEL_BLRP_SCHEDULE_DELAY": "3600000",
+    "OTEL_BSP_SCHEDULE_DELAY": "3600000",
+    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "8",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "64",
+}
 READY_S = 600.0
 WINDOW_TIMEOUT_S = 900.0
 
