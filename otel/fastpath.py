@@ -240,12 +240,15 @@ def _fast(original: Callable[..., Any], signed: bool) -> Callable[..., Any]:  # 
         if state.trace_based:
             # the trace-based filter's condition (TraceBasedExemplarFilter.should_sample): the
             # current span is sampled (ended or not); then the exemplar, as the SDK offers it
-            ctx = get_context()
-            span = ctx.get(SPAN_KEY)
-            if span is not None and span.get_span_context().trace_flags & _SAMPLED:
-                offer = _Offer(amount, attributes, ctx)
-                for agg in aggs:
-                    agg._sample_exemplar(offer, True)
+            try:
+                ctx = get_context()
+                span = ctx.get(SPAN_KEY)
+                if span is not None and span.get_span_context().trace_flags & _SAMPLED:
+                    offer = _Offer(amount, attributes, ctx)
+                    for agg in aggs:
+                        agg._sample_exemplar(offer, True)
+            except Exception:  # the value is recorded; an exemplar is never worth an error
+                _log.debug("exemplar not offered for %s", self.name, exc_info=True)
 
     measure._otel_fast = True  # type: ignore[attr-defined]
     return measure

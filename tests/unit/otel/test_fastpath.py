@@ -241,6 +241,29 @@ def test_the_fast_path_offers_the_exemplars_the_sdk_path_does() -> None:
     assert len(sdk[("c", (("outcome", "ok"),))]) == 1
 
 
+def test_a_span_that_cannot_say_whether_it_is_sampled_costs_the_exemplar_only() -> None:
+    """Instrumentation never raises into the app: a current span whose context cannot be read
+    loses the exemplar, never the measurement."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
+
+    class Broken(NonRecordingSpan):
+        def get_span_context(self) -> SpanContext:
+            raise RuntimeError("broken span")
+
+    fastpath.install()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader], views=_views(), exemplar_filter=TraceBasedExemplarFilter()
+    )
+    h = provider.get_meter("test").create_histogram("h")
+    h.record(0.3, {"a": "1"})  # the set is cached: the next ones take the fast path
+    with use_span(Broken(SpanContext(1, 2, False, TraceFlags(1)))):
+        h.record(0.05, {"a": "1"})
+    point = _points(reader)[("h", (("a", "1"),))]
+    assert point["count"] == 2 and point["exemplars"] == 0
+    provider.shutdown()
+
+
 def test_past_the_cardinality_limit_the_overflow_series_is_kept() -> None:
     def run(fast: bool) -> dict[tuple[str, tuple[Any, ...]], dict[str, Any]]:
         fastpath.install() if fast else fastpath.uninstall()
