@@ -60,10 +60,10 @@ class Config:
                 soak_seconds=15.0, profile_seconds=3.0, phases=phases,
             )  # fmt: skip
         return cls(
-            quick=False, rounds=4, sqlite_rounds=2, worker_rounds=5, api_seconds=1,
+            quick=False, rounds=4, sqlite_rounds=2, worker_rounds=4, api_seconds=1,
             connections=16, count_requests=100, worker_pages=120, job_sizes=(50, 400, 2000),
             work_window_s=10.0, health_seconds=6.0, attack_requests=2000, attack_hosts=300,
-            soak_seconds=20.0, profile_seconds=6.0, phases=phases,
+            soak_seconds=20.0, profile_seconds=4.0, phases=phases,
         )  # fmt: skip
 
 

@@ -48,7 +48,7 @@ VARIANTS = (OFF, METRICS, UNSAMPLED, SAMPLED)
 ENDPOINTS = ("get_job", "list_jobs", "post_job", "ready")
 #: requests counted per endpoint (a list or a POST costs about three status reads, a probe a
 #: quarter of one)
-REQUESTS = {"get_job": 40, "list_jobs": 15, "post_job": 15, "ready": 60}
+REQUESTS = {"get_job": 30, "list_jobs": 12, "post_job": 12, "ready": 40}
 QUICK_REQUESTS = {"get_job": 20, "list_jobs": 10, "post_job": 10, "ready": 30}
 QUIET = {
     "TRAWL_HEALTH_REFRESH_INTERVAL_S": "3600",

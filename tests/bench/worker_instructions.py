@@ -35,7 +35,7 @@ from tests.bench.variants import FULL10, METRICS, NO_POLITENESS, OFF, Variant
 from tests.bench.worker_bench import Pages
 
 VARIANTS = (OFF, METRICS, UNSAMPLED, SAMPLED)
-PAGES = 15
+PAGES = 12
 QUICK_PAGES = 10
 WARM_UP_PAGES = 5
 QUIET = {
