@@ -29,6 +29,10 @@ class Database:
     as ``pool_pre_ping`` does. The pool hands out the most recently returned connection first
     (LIFO), so that under load the same few connections stay warm and are never pinged, and the
     idle ones are checked before use (docs/adr/0004-pool-pings-idle-connections.md).
+
+    ``pool_size``: a PostgreSQL pool opens at most twice this many connections and keeps every
+    one it opened (no overflow connections, which the pool closes on return and reopens on the
+    next burst: docs/adr/0005-the-pool-keeps-its-connections.md).
     """
 
     def __init__(
@@ -46,7 +50,10 @@ class Database:
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
+            # 2 x pool_size connections at most, as before, but all of them kept: an overflow
+            # connection was closed on return whenever the pool held pool_size idle ones, and
+            # reopened on the next burst (ADR 0005)
+            kwargs.update(pool_size=2 * pool_size, max_overflow=0, pool_use_lifo=True)
         self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **kwargs)
         if sqlite:
             # a file: nothing on the other side to lose the connection

@@ -3,6 +3,7 @@ the real server, with backends killed server-side as a restart would."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -92,5 +93,27 @@ async def test_the_pool_hands_out_the_most_recently_returned_connection() -> Non
         # the context managers exit in reverse order: b is returned, then a
         assert pid_a != pid_b
         assert await _backend_pid(db) == pid_a
+    finally:
+        await db.dispose()
+
+
+async def test_the_pool_keeps_every_connection_a_burst_opened() -> None:
+    """``pool_size`` N: a burst of 2N concurrent reads opens 2N connections, and the next burst
+    gets the same ones back; none is closed on return and reopened (overflow connections
+    were, whenever N sat idle in the pool)."""
+    db = Database(URL, pool_size=2, ping_after_idle_s=3600.0)
+    try:
+
+        async def burst() -> set[int]:
+            async with contextlib.AsyncExitStack() as stack:
+                conns = [await stack.enter_async_context(db.reader()) for _ in range(4)]
+                return {
+                    (await c.execute(text("SELECT pg_backend_pid()"))).scalar_one() for c in conns
+                }
+
+        first = await burst()
+        assert len(first) == 4
+        assert db.engine.pool.checkedin() == 4  # type: ignore[attr-defined]
+        assert await burst() == first
     finally:
         await db.dispose()
