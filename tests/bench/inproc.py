@@ -1,11 +1,12 @@
 """The API app driven in-process, for counting instructions per request under callgrind:
 ``python -m tests.bench.inproc --control DIR --requests get_job=100,post_job=30 ENDPOINT...``.
 
-The app is ``app.main:create_app`` with its lifespan, exactly as ``app.serve`` builds it, called
-through ASGI without a server (uvicorn's share is the same in every variant). It makes a key and
-a job, warms every endpoint up, then for each endpoint in turn: writes ``<ep>.ready``, waits for
-``<ep>.go`` (the harness turns counting on), answers its N requests, writes ``<ep>.done`` and waits
-for ``<ep>.next`` (the harness has dumped the counts).
+The app is ``app.main:create_app`` with its lifespan, exactly as ``app.serve`` builds it (with
+``--pfi``, ``tests.bench.pfi_app:create_app``, the reference), called through ASGI without a
+server (uvicorn's share is the same in every variant). It makes a key and a job, warms every
+endpoint up, then for each endpoint in turn: writes ``<ep>.ready``, waits for ``<ep>.go`` (the
+harness turns counting on), answers its N requests, writes ``<ep>.done`` and waits for
+``<ep>.next`` (the harness has dumped the counts).
 
 Spans and log records are exported at the end of each window, inside it (the harness stretches
 the batch processors' delays): each window counts the export of its own requests' telemetry,
@@ -88,9 +89,12 @@ async def wait_for(path: Path) -> None:
 
 
 async def main(
-    control: Path, requests: dict[str, int], endpoints: list[str], site_url: str
+    control: Path, requests: dict[str, int], endpoints: list[str], site_url: str, pfi: bool
 ) -> None:
-    from app.main import create_app
+    if pfi:  # the reference: prometheus-fastapi-instrumentator on the same app
+        from tests.bench.pfi_app import create_app
+    else:
+        from app.main import create_app
 
     app: Any = create_app()
     async with app.router.lifespan_context(app):
@@ -143,7 +147,8 @@ if __name__ == "__main__":
     p.add_argument("--control", type=Path, required=True)
     p.add_argument("--requests", required=True, help="endpoint=N,...")
     p.add_argument("--site-url", required=True)
+    p.add_argument("--pfi", action="store_true", help="tests.bench.pfi_app's app")
     p.add_argument("endpoints", nargs="+")
     args = p.parse_args()
     counts = {ep: int(n) for ep, n in (kv.split("=") for kv in args.requests.split(","))}
-    uvloop.run(main(args.control, counts, args.endpoints, args.site_url))
+    uvloop.run(main(args.control, counts, args.endpoints, args.site_url, args.pfi))

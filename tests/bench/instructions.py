@@ -1,13 +1,15 @@
-"""Instructions per API request, per telemetry variant: the noise-free companion of the CPU
+"""Instructions per API request, per telemetry variant: the low-noise companion of the CPU
 figures.
 
 CPU time per request on a shared machine moves by a few percent between two identical
-processes (the A/A control), as much as the 5 % target. Instructions executed do not: each
-variant's app (tests/bench/inproc.py, the app and its lifespan called through ASGI, no server)
-runs under ``valgrind --tool=callgrind``, counting is turned on for N requests of one endpoint
-and the total is dumped; instructions per request = the dump's total / N, all threads included
-(the exporters' too). Instructions are not time (a cache miss costs more than an add), so this
-figure ranks and explains; the CPU figures judge.
+processes (the A/A control), as much as the 5 % target. Instructions executed do not depend on
+the machine's load, only on the process (their own A/A control, ``off2``, is about a percent or
+two: see :data:`VARIANTS`). Each variant's app (tests/bench/inproc.py, the app and its lifespan
+called through ASGI, no server) runs under ``valgrind --tool=callgrind``, counting is turned on
+for N requests of one endpoint and the total is dumped; instructions per request = the dump's
+total / N, all threads included (the exporters' too). Instructions are not time (a cache miss
+costs more than an add), so this figure ranks and explains; the CPU figures judge, and where
+they cannot tell an overhead from the target (tests/bench/report.py), this figure does.
 
 The app's timers (health refresh, queue gauges, error flush, metric export) are set to an hour in
 these processes: under valgrind a request takes twenty times longer, and a timer that fires once
@@ -31,7 +33,7 @@ from typing import Any
 
 from tests.bench.context import Bench
 from tests.bench.procs import ROOT, clean_environ
-from tests.bench.variants import FULL10, METRICS, OFF, Variant
+from tests.bench.variants import FULL10, METRICS, OFF, OFF2, PFI, Variant
 
 #: Full telemetry at 10 % is measured as its two kinds of request, so that the figure does not
 #: depend on how many of a few dozen requests happened to be sampled: every request not
@@ -43,7 +45,12 @@ UNSAMPLED = Variant(
 SAMPLED = Variant(
     "sampled", "full, every request sampled", {**FULL10.env, "OTEL_TRACES_SAMPLER_ARG": "1"}
 )
-VARIANTS = (OFF, METRICS, UNSAMPLED, SAMPLED)
+#: ``off2``: a second telemetry-off app, the A/A control. Instructions do not depend on the
+#: machine's load, but they do on the process: the interpreter's type-attribute cache is indexed
+#: by the attribute name's address, and one process's layout misses it more often than
+#: another's (two identical metrics-only apps, a list read: 376 k and 420 k instructions in
+#: ``_PyType_Lookup``, of 6.4 M). ``pfi``: the reference, on the same app.
+VARIANTS = (OFF, OFF2, METRICS, UNSAMPLED, SAMPLED, PFI)
 #: every endpoint of the CPU figures, in their order
 ENDPOINTS = ("get_job", "list_jobs", "post_job", "ready")
 #: requests counted per endpoint (a list or a POST costs about three status reads, a probe a
@@ -118,6 +125,7 @@ class _Driven:
                 ",".join(f"{ep}={n}" for ep, n in requests.items()),
                 "--site-url",
                 bench.site_url("/p/1"),
+                *(["--pfi"] if variant.pfi else []),
                 *ENDPOINTS,
             ],
             cwd=ROOT,

@@ -8,6 +8,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -287,3 +288,80 @@ def test_overheads_are_paired_against_both_telemetry_off_processes() -> None:
     alone = report.overheads({"off": [10.0, 12.0], "full10": [11.0, 11.5]}).get("full10")
     assert alone is not None
     assert (alone.ratio.low, alone.ratio.high) == (pytest.approx(-0.5 / 12), pytest.approx(0.1))
+
+
+def test_instruction_overheads_are_taken_against_both_telemetry_off_apps() -> None:
+    per = {
+        "off": {"get_job": 1_000_000.0, "list_jobs": 6_000_000.0},
+        "off2": {"get_job": 1_020_000.0, "list_jobs": 5_940_000.0},
+        "metrics": {"get_job": 1_040_300.0, "list_jobs": 6_029_700.0},
+    }
+    res = {"endpoints": list(per["off"]), "per_request": per}
+    assert report.instruction_overheads(res, "metrics") == {
+        "get_job": pytest.approx(0.03),
+        "list_jobs": pytest.approx(0.01),
+    }
+    # the A/A control: the second app against the first; the floor is its largest difference
+    assert report.instruction_overheads(res, "off2") == {
+        "get_job": pytest.approx(0.02),
+        "list_jobs": pytest.approx(-0.01),
+    }
+    assert report.instruction_floor(res) == pytest.approx(0.02)
+    assert report.instruction_floor({"per_request": {"off": per["off"]}}) is None
+
+
+def _api_run(cpu: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    return {
+        "endpoints": {ep: report.API_TITLES[ep] for ep in cpu},
+        "measured": {ep: {v: {"cpu_us": xs} for v, xs in vs.items()} for ep, vs in cpu.items()},
+    }
+
+
+def test_cpu_judges_and_instructions_decide_only_within_its_noise() -> None:
+    instr = {
+        "endpoints": ["get_job"],
+        "per_request": {
+            "off": {"get_job": 1_000_000.0},
+            "off2": {"get_job": 1_010_000.0},  # A/A 1 %
+            "metrics": {"get_job": 1_035_000.0},  # +3 % over the mean of both
+        },
+    }
+    # CPU: metrics +6 % over off, the A/A control +4 %: over the 5 % limit, within the noise
+    noisy = _api_run({"get_job": {"off": [100.0], "off2": [104.0], "metrics": [108.12]}})
+    m = noisy["measured"]
+    aa = report._aa(m, "get_job")
+    judged = report._judged(0.06, 0.05, aa, {"instructions": instr}, "metrics")
+    assert judged.startswith("met in instructions")
+    # instructions plus their floor over the limit: missed
+    heavy = {**instr, "per_request": {**instr["per_request"], "metrics": {"get_job": 1_050_000.0}}}
+    assert report._judged(0.06, 0.05, aa, {"instructions": heavy}, "metrics") == "**missed**"
+    # CPU over the limit by more than its A/A control: missed, whatever the instructions say
+    assert report._judged(0.10, 0.05, aa, {"instructions": instr}, "metrics") == "**missed**"
+    # no instructions, or no A/A control: CPU alone
+    assert report._judged(0.06, 0.05, aa, {}, "metrics") == "**missed**"
+    assert report._judged(0.06, 0.05, None, {"instructions": instr}, "metrics") == "**missed**"
+    assert report._judged(0.04, 0.05, None, {}, "metrics") == "met"
+
+
+def test_the_http_metric_against_pfi_falls_back_on_instructions_within_the_noise() -> None:
+    # CPU µs: ours 12 over off, pfi 10: dearer by 2, the A/A control there 4
+    api = _api_run({"get_job": {"off": [100.0], "off2": [104.0], "http": [114.0], "pfi": [112.0]}})
+    per = {
+        "off": {"get_job": 1_000_000.0},
+        "off2": {"get_job": 1_000_000.0},
+        "metrics": {"get_job": 1_030_000.0},
+        "pfi": {"get_job": 1_200_000.0},
+    }
+    _label, measured, status = report._against_pfi({"instructions": {"per_request": per}}, api)
+    assert status.startswith("met in instructions")
+    assert "`metrics` 30 k vs `pfi` 200 k" in measured
+    # instructions agree with CPU that ours costs more: missed
+    dear = {**per, "metrics": {"get_job": 1_300_000.0}}
+    assert report._against_pfi({"instructions": {"per_request": dear}}, api)[2] == "**missed**"
+    # without instructions, CPU alone
+    assert report._against_pfi({}, api)[2] == "**missed**"
+    # cheaper in CPU: met, whatever else
+    cheap = _api_run(
+        {"get_job": {"off": [100.0], "off2": [104.0], "http": [103.0], "pfi": [112.0]}}
+    )
+    assert report._against_pfi({}, cheap)[2] == "met"
