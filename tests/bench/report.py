@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -1012,8 +1013,27 @@ def render(results: dict[str, Any], report: Path, profile_dir: Path) -> str:
     ]
     lines += profiles_section(results, profile_dir, report.parent)
     if NOTES.exists():
-        lines += ["## Reading the figures", "", NOTES.read_text().strip(), ""]
+        notes = rebase_links(NOTES.read_text().strip(), NOTES.parent, report.parent)
+        lines += ["## Reading the figures", "", notes, ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+_LINK = re.compile(r"\]\(([^)\s#]+)(#[^)\s]*)?\)")
+
+
+def rebase_links(text: str, written_in: Path, shown_in: Path) -> str:
+    """Markdown links of a text written in ``written_in``, for the same text shown in
+    ``shown_in`` (the notes are embedded in the page, one folder up): relative targets are
+    rewritten, absolute ones and URLs kept."""
+
+    def rebase(m: re.Match[str]) -> str:
+        target, anchor = m.group(1), m.group(2) or ""
+        if "://" in target or target.startswith(("/", "mailto:")):
+            return m.group(0)
+        moved = os.path.relpath(os.path.normpath(written_in / target), shown_in)
+        return f"]({Path(moved).as_posix()}{anchor})"
+
+    return _LINK.sub(rebase, text)
 
 
 def percentile_ms(values: list[float], q: float) -> float:

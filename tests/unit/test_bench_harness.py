@@ -365,3 +365,15 @@ def test_the_http_metric_against_pfi_falls_back_on_instructions_within_the_noise
         {"get_job": {"off": [100.0], "off2": [104.0], "http": [103.0], "pfi": [112.0]}}
     )
     assert report._against_pfi({}, cheap)[2] == "met"
+
+
+def test_the_notes_links_still_resolve_inside_the_page(tmp_path: Path) -> None:
+    notes_dir, page_dir = tmp_path / "docs" / "performance", tmp_path / "docs"
+    text = (
+        "kept as [run.json](run.json), [ADR 0005](../adr/0005-pool.md#why), "
+        "[a site](https://example.org/x), [top](#targets)"
+    )
+    assert report.rebase_links(text, notes_dir, page_dir) == (
+        "kept as [run.json](performance/run.json), [ADR 0005](adr/0005-pool.md#why), "
+        "[a site](https://example.org/x), [top](#targets)"
+    )
