@@ -849,10 +849,11 @@ def header(results: dict[str, Any], report: Path) -> list[str]:
         "round's telemetry off, the mean of `off` and `off2` (one process's sample entered every "
         "comparison of its round and moved them together). "
         f"API runs last {cfg['api_seconds']} s each with {cfg['connections']} connections "
-        "(saturating one core); a worker run is a job of "
+        "(saturating one core), and every API process is started afresh, on a database of its "
+        "own, and warmed up before each round; a worker run is a job of "
         f"{cfg['worker_pages']} fresh pages ({cfg.get('worker_rounds', '?')} rounds; every "
-        "worker is restarted before each round and warmed up by an unmeasured job, so that "
-        "what one process differs from another by is spread over the rounds).",
+        "worker is restarted before each round and warmed up by an unmeasured job). Either "
+        "way, what one process differs from another by is spread over the rounds.",
         "- The noise floor is measured, not assumed: `off2` is a second telemetry-off process "
         "(its own database, caches and heap), run like every variant. Its 'overhead' against "
         "`off` is what two identical processes differ by in this run; an overhead of the same "
