@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,19 @@ def start_servers(
     return servers
 
 
-def warm_up(bench: Bench, s: Server, n: int = 30) -> None:
-    with httpx.Client(timeout=30) as c:
-        for ld in loads(bench, s).values():
-            for _ in range(n):
-                c.request(ld.method, ld.url, headers=dict(ld.headers), content=ld.body)
+def warm_up(bench: Bench, s: Server, n: int = 48) -> None:
+    """``n`` unmeasured requests per endpoint, as many at a time as the measured runs have
+    connections: sequential requests would reuse one pooled database connection (the pool is
+    LIFO), and every other connection would prepare its statements inside a measured run."""
+    concurrent = bench.config.connections
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=concurrent)) as c:
+
+        def one(ld: Load) -> None:
+            c.request(ld.method, ld.url, headers=dict(ld.headers), content=ld.body)
+
+        with ThreadPoolExecutor(max_workers=concurrent) as pool:
+            for ld in loads(bench, s).values():
+                list(pool.map(one, [ld] * n))
 
 
 def measure_once(bench: Bench, s: Server, load: Load) -> dict[str, float]:
