@@ -355,6 +355,10 @@ def test_the_http_metric_against_pfi_falls_back_on_instructions_within_the_noise
     _label, measured, status = report._against_pfi({"instructions": {"per_request": per}}, api)
     assert status.startswith("met in instructions")
     assert "`metrics` 30 k vs `pfi` 200 k" in measured
+    # ours cheaper, but not by the instructions' own noise floor (a 10 % A/A here): missed
+    floor = {**per, "off2": {"get_job": 1_100_000.0}, "metrics": {"get_job": 1_200_000.0}}
+    floor["pfi"] = {"get_job": 1_250_000.0}
+    assert report._against_pfi({"instructions": {"per_request": floor}}, api)[2] == "**missed**"
     # instructions agree with CPU that ours costs more: missed
     dear = {**per, "metrics": {"get_job": 1_300_000.0}}
     assert report._against_pfi({"instructions": {"per_request": dear}}, api)[2] == "**missed**"
