@@ -706,9 +706,8 @@ def _instructions_note(results: dict[str, Any], variant: str, ep: str) -> str:
 
 def _aa_note(m: dict[str, Any], ep: str) -> str:
     """The A/A control's difference on the same endpoint, when the run has one."""
-    if "off2" not in m[ep]:
-        return ""
-    return f"; A/A control there: {pct(api_overheads(m, ep)['off2'].ratio.median)}"
+    aa = _aa(m, ep)
+    return "" if aa is None else f"; A/A control there: {pct(aa.ratio.median)}"
 
 
 def _target_rows_worker(results: dict[str, Any]) -> list[list[str]]:
