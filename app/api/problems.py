@@ -17,10 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import otel
+from app.db import is_unavailable
 from app.errors import AppError
 from app.telemetry import capture, instruments
 
 PROBLEM_JSON = "application/problem+json"
+#: ``Retry-After`` (seconds) of a request that met an unavailable database: about how long a
+#: restart or a failover takes, and long enough that clients retrying do not pile onto it.
+DATABASE_RETRY_AFTER_S = 5
 log = logging.getLogger("trawl.api")
 
 
@@ -49,7 +53,8 @@ _MEANING = {
     409: "Conflicts with the resource's state",
     413: "The request body is larger than TRAWL_MAX_BODY_BYTES",
     422: "The request did not validate; `errors` says where and why",
-    503: "A dependency does not answer in time",
+    503: "A dependency (the database) is unavailable or does not answer in time; retry after "
+    "`Retry-After` seconds",
 }
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -61,7 +66,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _document(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with the ``Problem`` schema, every validation error (422) as a
-    problem, and ``413`` on every operation that takes a body."""
+    problem, ``413`` on every operation that takes a body and ``503`` (the database is
+    unavailable) on every ``/v1`` operation."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(
@@ -73,13 +79,15 @@ def _document(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             declared = operation.setdefault("responses", {})
             if "422" in declared:
                 declared["422"] = responses(422)[422]  # FastAPI's default is not our body
             if "requestBody" in operation:
                 declared.setdefault("413", responses(413)[413])
+            if path.startswith("/v1/"):  # every one reads the database (the API key, at least)
+                declared.setdefault("503", responses(503)[503])
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     app.openapi_schema = schema
@@ -162,7 +170,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 class UnhandledErrors:
-    """Innermost safety net: an exception that escaped every handler becomes a 500 problem.
+    """Innermost safety net: an exception that escaped every handler becomes a problem: 503
+    with ``Retry-After`` when the database is unavailable (down, unreachable, out of
+    connections: :func:`app.db.is_unavailable`), so that clients retry, else 500.
 
     It runs inside the request-id and telemetry middlewares, so the capture sees the request's
     id, span and key, and the response still carries ``X-Request-ID``.
@@ -199,14 +209,26 @@ class UnhandledErrors:
             )
             if started:
                 raise
-            response = problem(
-                500,
-                "Internal error",
-                "The server failed to handle this request.",
-                slug="internal-error",
-                instance=request.url.path,
-            )
-            await response(scope, receive, send)
+            await _unhandled(exc, request.url.path)(scope, receive, send)
+
+
+def _unhandled(exc: Exception, path: str) -> JSONResponse:
+    if is_unavailable(exc):
+        return problem(
+            503,
+            "Database unavailable",
+            "The database is unavailable. Retry after 'Retry-After' seconds.",
+            slug="database-unavailable",
+            instance=path,
+            retry_after=DATABASE_RETRY_AFTER_S,
+        )
+    return problem(
+        500,
+        "Internal error",
+        "The server failed to handle this request.",
+        slug="internal-error",
+        instance=path,
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -52,13 +52,31 @@ def test_what_each_operation_declares() -> None:
     def declared(method: str, path: str) -> set[str]:
         return {s for s in doc["paths"][path][method]["responses"] if int(s) >= 400}
 
-    assert declared("post", "/v1/jobs") == {"401", "409", "413", "422"}
-    assert declared("get", "/v1/jobs") == {"400", "401", "422"}
-    assert declared("post", "/v1/jobs/{job_id}/cancel") == {"401", "404", "409", "422"}
-    assert declared("delete", "/v1/api-keys/{key_id}") == {"401", "403", "404", "422"}
-    assert declared("patch", "/v1/proxies/{proxy_id}") == {"401", "403", "404", "413", "422"}
+    assert declared("post", "/v1/jobs") == {"401", "409", "413", "422", "503"}
+    assert declared("get", "/v1/jobs") == {"400", "401", "422", "503"}
+    assert declared("post", "/v1/jobs/{job_id}/cancel") == {"401", "404", "409", "422", "503"}
+    assert declared("delete", "/v1/api-keys/{key_id}") == {"401", "403", "404", "422", "503"}
+    assert declared("patch", "/v1/proxies/{proxy_id}") == {"401", "403", "404", "413", "422", "503"}
     assert declared("post", "/v1/webhook-deliveries/{delivery_id}/redeliver") >= {"404", "409"}
     assert declared("get", "/health/detailed") >= {"401", "403", "503"}
     unavailable = doc["paths"]["/health/detailed"]["get"]["responses"]["503"]["content"]
     assert unavailable["application/problem+json"]["schema"] == PROBLEM
     assert declared("get", "/health") == set()
+
+
+def test_every_v1_operation_declares_the_database_unavailable() -> None:
+    """An unavailable database answers 503 (a problem, with ``Retry-After``) on every ``/v1``
+    operation; the probes that never read it do not declare it."""
+    doc = _document()
+    v1 = 0
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            if not path.startswith("/v1/"):
+                continue
+            v1 += 1
+            declared = operation["responses"].get("503")
+            assert declared is not None, (method, path)
+            assert declared["content"]["application/problem+json"]["schema"] == PROBLEM
+            assert "Retry-After" in declared["description"], (method, path)
+    assert v1 > 15
+    assert "503" not in doc["paths"]["/health"]["get"]["responses"]
