@@ -64,10 +64,34 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"description": _MEANING[s], "content": dict(_PROBLEM_CONTENT)} for s in statuses}
 
 
+#: How a caller authenticates (``Authorization: Bearer ...``), for generated clients.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`trawl_sk_...`) from `POST /v1/api-keys`, or the admin key "
+        "(`TRAWL_ADMIN_API_KEY`). Operations marked admin need the admin scope (403 otherwise).",
+    },
+    "HealthToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`TRAWL_HEALTH_TOKEN`: reads `/health/detailed` without the database.",
+    },
+}
+
+
+def _security(path: str) -> list[dict[str, list[str]]]:
+    """Either scheme may be presented to detailed health; every other operation takes a key."""
+    if path == "/health/detailed":
+        return [{"ApiKey": []}, {"HealthToken": []}]
+    return [{"ApiKey": []}]
+
+
 def _document(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with the ``Problem`` schema, every validation error (422) as a
-    problem, ``413`` on every operation that takes a body and ``503`` (the database is
-    unavailable) on every ``/v1`` operation."""
+    problem, ``413`` on every operation that takes a body, ``503`` (the database is
+    unavailable) on every ``/v1`` operation, and the bearer schemes on every operation that
+    takes a key (those that declare 401)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(
@@ -79,6 +103,7 @@ def _document(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema["components"]["securitySchemes"] = SECURITY_SCHEMES
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             declared = operation.setdefault("responses", {})
@@ -88,6 +113,8 @@ def _document(app: FastAPI) -> dict[str, Any]:
                 declared.setdefault("413", responses(413)[413])
             if path.startswith("/v1/"):  # every one reads the database (the API key, at least)
                 declared.setdefault("503", responses(503)[503])
+            if "401" in declared:  # it takes a key
+                operation.setdefault("security", _security(path))
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     app.openapi_schema = schema

@@ -80,3 +80,27 @@ def test_every_v1_operation_declares_the_database_unavailable() -> None:
             assert "Retry-After" in declared["description"], (method, path)
     assert v1 > 15
     assert "503" not in doc["paths"]["/health"]["get"]["responses"]
+
+
+def test_every_operation_that_takes_a_key_declares_how() -> None:
+    """Generated clients learn to send ``Authorization: Bearer``: every operation that can
+    answer 401 names the scheme; the probes that take none do not."""
+    doc = _document()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {**schemes["ApiKey"], "type": "http", "scheme": "bearer"}
+    keyed = 0
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            if "401" not in operation["responses"]:
+                assert "security" not in operation, (method, path)
+                continue
+            keyed += 1
+            assert {"ApiKey": []} in operation["security"], (method, path)
+            for requirement in operation["security"]:
+                assert set(requirement) <= set(schemes), (method, path)
+    assert keyed > 15
+    assert doc["paths"]["/health/detailed"]["get"]["security"] == [
+        {"ApiKey": []},
+        {"HealthToken": []},
+    ]
+    assert "security" not in doc["paths"]["/health/ready"]["get"]
