@@ -86,6 +86,18 @@ def _last_webhook_success(lane: Lane) -> float | None:
     return float(rows[0][0]) if rows and rows[0][0] else None
 
 
+def _unsettled(lane: Lane) -> list[list[str]]:
+    """What a delivery that did not settle went through (for the failure message: the lane's
+    database is gone by the time anyone reads it)."""
+    return lane.pg.sql(
+        "SELECT d.id, d.status, d.attempts, d.cycle_offset, d.created_at, d.next_attempt_at, "
+        "d.last_attempt_at, d.last_error_type, now(), string_agg(a.number || ':' || a.outcome "
+        "|| '@' || a.started_at, ' ' ORDER BY a.number) FROM webhook_delivery d "
+        "LEFT JOIN webhook_attempt a ON a.delivery_id = d.id WHERE d.status <> 'succeeded' "
+        "GROUP BY d.id ORDER BY d.created_at LIMIT 3"
+    )
+
+
 def webhook_receiver_down() -> Scenario:
     def inject(lane: Lane, load: Load, ctx: dict[str, Any]) -> None:
         lane.webhook.down()
@@ -119,7 +131,10 @@ def webhook_receiver_down() -> Scenario:
             wait_until(settled, 120, "every webhook delivery succeeded", interval=3)
         except TimeoutError:
             rows = lane.pg.sql("SELECT status, count(*) FROM webhook_delivery GROUP BY status")
-            return [f"webhook deliveries not all succeeded after redelivery: {rows}"]
+            return [
+                f"webhook deliveries not all succeeded after redelivery: {rows}; "
+                f"the first of them: {_unsettled(lane)}"
+            ]
         ctx.setdefault("notes_out", []).append(
             f"{ctx.get('redelivered', 0)} dead deliveries redelivered after the receiver came "
             f"back; all deliveries succeeded; {lane.webhook.duplicates()} duplicate receipts "
