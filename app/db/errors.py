@@ -46,13 +46,15 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
+    """``exc``, then what it wraps, breadth first; at most ``_DEPTH``, each once (causes can
+    form a cycle)."""
+    seen: set[int] = set()
+    todo = [exc]
     while todo and len(seen) < _DEPTH:
         e = todo.pop(0)
-        if any(e is s for s in seen):
+        if id(e) in seen:
             continue
-        seen.append(e)
+        seen.add(id(e))
         yield e
         orig = getattr(e, "orig", None) if isinstance(e, sa.DBAPIError) else None
         todo.extend(x for x in (orig, e.__cause__) if isinstance(x, BaseException))

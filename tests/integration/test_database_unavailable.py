@@ -8,6 +8,7 @@ put back after each test.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,19 +31,26 @@ def unavailable_url(kind: str, tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}"  # a directory: "unable to open database file"
 
 
-@pytest_asyncio.fixture(loop_scope="session", params=["postgres-refused", "sqlite-unopenable"])
-async def database_down(
-    request: pytest.FixtureRequest, app: Any, tmp_path: Path
-) -> AsyncIterator[None]:
+@contextlib.asynccontextmanager
+async def database_at(app: Any, url: str) -> AsyncIterator[None]:
+    """The app's requests go to ``url`` meanwhile; its own database is put back after."""
     services = app.state.services
     original = services.db
-    down = Database(unavailable_url(request.param, tmp_path))
+    down = Database(url)
     services.db = down
     try:
         yield
     finally:
         services.db = original
         await down.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session", params=["postgres-refused", "sqlite-unopenable"])
+async def database_down(
+    request: pytest.FixtureRequest, app: Any, tmp_path: Path
+) -> AsyncIterator[None]:
+    async with database_at(app, unavailable_url(request.param, tmp_path)):
+        yield
 
 
 def assert_database_unavailable(r: httpx.Response, path: str) -> None:
@@ -90,14 +98,7 @@ async def test_every_kind_of_request_answers_503(
 async def test_serves_again_once_the_database_is_back(
     cached_key: httpx.AsyncClient, app: Any, tmp_path: Path
 ) -> None:
-    services = app.state.services
-    original = services.db
-    down = Database(unavailable_url("postgres-refused", tmp_path))
-    services.db = down
-    try:
+    async with database_at(app, unavailable_url("postgres-refused", tmp_path)):
         assert_database_unavailable(await cached_key.get("/v1/jobs"), "/v1/jobs")
-    finally:
-        services.db = original
-        await down.dispose()
     r = await cached_key.get("/v1/jobs")
     assert r.status_code == 200, r.text
